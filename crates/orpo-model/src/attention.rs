@@ -1,0 +1,104 @@
+//! Grouped-query causal self-attention with an optional key/value cache.
+
+use burn::module::Module;
+use burn::nn::Linear;
+use burn::tensor::Tensor;
+use burn::tensor::activation::softmax;
+
+use crate::rope::{RopeTables, apply_rope};
+
+/// Cached keys and values of one layer, each `[B, kv_heads, S_past, head_dim]` (after RoPE).
+#[derive(Debug, Clone, Default)]
+pub struct LayerCache {
+    /// Keys seen so far.
+    pub keys: Option<Tensor<4>>,
+    /// Values seen so far.
+    pub values: Option<Tensor<4>>,
+}
+
+impl LayerCache {
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.keys.as_ref().map_or(0, |k| k.dims()[2])
+    }
+
+    /// Whether nothing is cached yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Multi-head attention where `num_heads / num_kv_heads` query heads share a key/value head.
+#[derive(Module, Debug)]
+pub struct Attention {
+    /// `[H, heads · head_dim]`, stored `[in, out]`.
+    pub q_proj: Linear,
+    /// `[H, kv_heads · head_dim]`.
+    pub k_proj: Linear,
+    /// `[H, kv_heads · head_dim]`.
+    pub v_proj: Linear,
+    /// `[heads · head_dim, H]`.
+    pub o_proj: Linear,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads.
+    pub num_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+impl Attention {
+    /// `x` `[B, T, H]` → `[B, T, H]`.
+    ///
+    /// `mask_bias` `[B, 1, T, S]` is added to the scores (0 where attending is allowed, a large
+    /// negative number elsewhere), `S = S_past + T`. With a cache, the new keys and values are
+    /// appended to it.
+    pub fn forward(
+        &self,
+        x: Tensor<3>,
+        rope: &RopeTables,
+        mask_bias: Tensor<4>,
+        cache: Option<&mut LayerCache>,
+    ) -> Tensor<3> {
+        let [batch, seq, _] = x.dims();
+        let split_heads = |t: Tensor<3>, heads: usize| {
+            t.reshape([batch, seq, heads, self.head_dim]).swap_dims(1, 2)
+        };
+        let q = split_heads(self.q_proj.forward(x.clone()), self.num_heads);
+        let k = split_heads(self.k_proj.forward(x.clone()), self.num_kv_heads);
+        let v = split_heads(self.v_proj.forward(x), self.num_kv_heads);
+        let q = apply_rope(q, rope);
+        let mut k = apply_rope(k, rope);
+        let mut v = v;
+        if let Some(cache) = cache {
+            if let (Some(past_k), Some(past_v)) = (cache.keys.take(), cache.values.take()) {
+                k = Tensor::cat(vec![past_k, k], 2);
+                v = Tensor::cat(vec![past_v, v], 2);
+            }
+            cache.keys = Some(k.clone());
+            cache.values = Some(v.clone());
+        }
+        let k = self.repeat_kv(k);
+        let v = self.repeat_kv(v);
+        let scale = (self.head_dim as f64).powf(-0.5);
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + mask_bias;
+        let weights = softmax(scores, 3);
+        let out = weights.matmul(v); // [B, heads, T, head_dim]
+        let out = out
+            .swap_dims(1, 2)
+            .reshape([batch, seq, self.num_heads * self.head_dim]);
+        self.o_proj.forward(out)
+    }
+
+    /// `[B, kv_heads, S, d]` → `[B, heads, S, d]`, each kv head repeated for its query group.
+    fn repeat_kv(&self, x: Tensor<4>) -> Tensor<4> {
+        let groups = self.num_heads / self.num_kv_heads;
+        if groups == 1 {
+            return x;
+        }
+        let [batch, kv_heads, seq, dim] = x.dims();
+        x.unsqueeze_dim::<5>(2)
+            .expand([batch, kv_heads, groups, seq, dim])
+            .reshape([batch, kv_heads * groups, seq, dim])
+    }
+}

@@ -1,0 +1,450 @@
+//! The model configuration, read from a Hugging Face `config.json`.
+//!
+//! One struct covers the Llama family as transformers defines it: `llama` (Llama 2/3, SmolLM2),
+//! `mistral` and `qwen2` (Qwen2/2.5, which add q/k/v biases). The original JSON is kept so that
+//! saving writes back every key we do not interpret.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{ModelError, Result};
+
+/// The architectures this crate implements, as `model_type` spells them.
+pub const SUPPORTED_MODEL_TYPES: &str = "llama, mistral, qwen2";
+const SUPPORTED_ACTIVATIONS: &str = "silu";
+const SUPPORTED_ROPE_TYPES: &str = "default, llama3";
+
+/// Frequency scaling of the rotary embedding (`rope_scaling` in `config.json`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RopeScaling {
+    /// Plain RoPE: `inv_freq[i] = theta^(-2i/d)`.
+    None,
+    /// Llama 3.1's piecewise scaling of low and medium frequencies.
+    Llama3 {
+        /// Divides the low frequencies.
+        factor: f64,
+        /// Wavelengths above `original_max_position_embeddings / low_freq_factor` are scaled.
+        low_freq_factor: f64,
+        /// Wavelengths below `original_max_position_embeddings / high_freq_factor` are kept.
+        high_freq_factor: f64,
+        /// The context length the model was pre-trained with.
+        original_max_position_embeddings: usize,
+    },
+}
+
+/// A Llama-family decoder's hyper-parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlamaConfig {
+    /// `llama`, `mistral` or `qwen2`.
+    pub model_type: String,
+    /// Vocabulary size `V`: rows of the embedding and of the output head.
+    pub vocab_size: usize,
+    /// Model width `H`.
+    pub hidden_size: usize,
+    /// Width of the SwiGLU MLP.
+    pub intermediate_size: usize,
+    /// Number of decoder layers.
+    pub num_hidden_layers: usize,
+    /// Query heads.
+    pub num_attention_heads: usize,
+    /// Key/value heads (grouped-query attention when fewer than the query heads).
+    pub num_key_value_heads: usize,
+    /// Width of one head (defaults to `hidden_size / num_attention_heads`).
+    pub head_dim: usize,
+    /// Epsilon of every RMSNorm.
+    pub rms_norm_eps: f64,
+    /// Base of the rotary frequencies.
+    pub rope_theta: f64,
+    /// Rotary frequency scaling.
+    pub rope_scaling: RopeScaling,
+    /// Longest context the model was configured for.
+    pub max_position_embeddings: usize,
+    /// Whether the output head shares the embedding matrix.
+    pub tie_word_embeddings: bool,
+    /// Biases on q/k/v projections (always true for qwen2).
+    pub qkv_bias: bool,
+    /// Bias on the attention output projection (llama's `attention_bias`).
+    pub o_bias: bool,
+    /// Biases on the MLP projections (llama's `mlp_bias`).
+    pub mlp_bias: bool,
+    /// Std of the normal initialisation of a fresh model (`initializer_range`).
+    pub initializer_range: f64,
+    /// Beginning-of-sequence token id, when the config has one.
+    pub bos_token_id: Option<u32>,
+    /// End-of-sequence token ids (a list in Llama 3 configs).
+    pub eos_token_ids: Vec<u32>,
+    /// Padding token id, when the config has one.
+    pub pad_token_id: Option<u32>,
+    /// The JSON this config was read from, written back on save.
+    pub raw: Map<String, Value>,
+}
+
+impl LlamaConfig {
+    /// Reads `config.json` (or a directory holding it).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let mut path = path.as_ref().to_path_buf();
+        if path.is_dir() {
+            path = path.join("config.json");
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::io(&path, e))?;
+        Self::from_json_str(&text, &path)
+    }
+
+    /// Parses the JSON text of a `config.json`; `path` only labels errors.
+    pub fn from_json_str(text: &str, path: &Path) -> Result<Self> {
+        let value: Value = serde_json::from_str(text).map_err(|e| ModelError::Config {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let Value::Object(raw) = value else {
+            return Err(ModelError::Config {
+                path: path.to_path_buf(),
+                message: "top level is not a JSON object".into(),
+            });
+        };
+        Self::from_map(raw, path)
+    }
+
+    /// Builds the config from a parsed JSON object.
+    pub fn from_map(raw: Map<String, Value>, path: &Path) -> Result<Self> {
+        let keys = Keys { raw: &raw, path };
+        let model_type = keys.string("model_type")?;
+        if !["llama", "mistral", "qwen2"].contains(&model_type.as_str()) {
+            return Err(ModelError::Unsupported {
+                path: path.to_path_buf(),
+                what: "model_type",
+                found: model_type,
+                supported: SUPPORTED_MODEL_TYPES,
+            });
+        }
+        let hidden_act = keys
+            .opt_string("hidden_act")?
+            .unwrap_or_else(|| "silu".into());
+        if hidden_act != "silu" {
+            return Err(ModelError::Unsupported {
+                path: path.to_path_buf(),
+                what: "hidden_act",
+                found: hidden_act,
+                supported: SUPPORTED_ACTIVATIONS,
+            });
+        }
+        let hidden_size = keys.usize("hidden_size")?;
+        let num_attention_heads = keys.usize("num_attention_heads")?;
+        let num_key_value_heads = keys
+            .opt_usize("num_key_value_heads")?
+            .unwrap_or(num_attention_heads);
+        if num_attention_heads == 0 || num_key_value_heads == 0 {
+            return Err(keys.invalid("num_attention_heads", "must be positive"));
+        }
+        if num_attention_heads % num_key_value_heads != 0 {
+            return Err(keys.invalid(
+                "num_key_value_heads",
+                &format!("{num_key_value_heads} does not divide num_attention_heads {num_attention_heads}"),
+            ));
+        }
+        let head_dim = keys
+            .opt_usize("head_dim")?
+            .unwrap_or(hidden_size / num_attention_heads);
+        if head_dim == 0 || head_dim % 2 != 0 {
+            return Err(keys.invalid("head_dim", "must be a positive even number"));
+        }
+        // transformers v5 moves theta and scaling into `rope_parameters`.
+        let rope_parameters = raw.get("rope_parameters").and_then(Value::as_object);
+        let rope_theta = match keys.opt_f64("rope_theta")? {
+            Some(theta) => theta,
+            None => rope_parameters
+                .and_then(|p| p.get("rope_theta"))
+                .and_then(Value::as_f64)
+                .unwrap_or(10_000.0),
+        };
+        let scaling_source = match raw.get("rope_scaling") {
+            Some(Value::Object(map)) => Some(map),
+            _ => rope_parameters,
+        };
+        let rope_scaling = parse_rope_scaling(scaling_source, path)?;
+        let is_qwen2 = model_type == "qwen2";
+        let attention_bias = keys.opt_bool("attention_bias")?.unwrap_or(false);
+        let tie_default = false;
+        Ok(Self {
+            vocab_size: keys.usize("vocab_size")?,
+            intermediate_size: keys.usize("intermediate_size")?,
+            num_hidden_layers: keys.usize("num_hidden_layers")?,
+            rms_norm_eps: keys.opt_f64("rms_norm_eps")?.unwrap_or(1e-6),
+            max_position_embeddings: keys.opt_usize("max_position_embeddings")?.unwrap_or(2048),
+            tie_word_embeddings: keys.opt_bool("tie_word_embeddings")?.unwrap_or(tie_default),
+            qkv_bias: is_qwen2 || attention_bias,
+            o_bias: !is_qwen2 && attention_bias,
+            mlp_bias: keys.opt_bool("mlp_bias")?.unwrap_or(false),
+            initializer_range: keys.opt_f64("initializer_range")?.unwrap_or(0.02),
+            bos_token_id: keys.opt_token("bos_token_id")?.and_then(|v| v.first().copied()),
+            eos_token_ids: keys.opt_token("eos_token_id")?.unwrap_or_default(),
+            pad_token_id: keys.opt_token("pad_token_id")?.and_then(|v| v.first().copied()),
+            model_type,
+            hidden_size,
+            num_attention_heads,
+            num_key_value_heads,
+            head_dim,
+            rope_theta,
+            rope_scaling,
+            raw,
+        })
+    }
+
+    /// The JSON to write as `config.json`: the original keys with ours updated.
+    pub fn to_json(&self) -> Value {
+        let mut map = self.raw.clone();
+        let mut set = |k: &str, v: Value| {
+            map.insert(k.to_string(), v);
+        };
+        set("model_type", self.model_type.clone().into());
+        set("vocab_size", self.vocab_size.into());
+        set("hidden_size", self.hidden_size.into());
+        set("intermediate_size", self.intermediate_size.into());
+        set("num_hidden_layers", self.num_hidden_layers.into());
+        set("num_attention_heads", self.num_attention_heads.into());
+        set("num_key_value_heads", self.num_key_value_heads.into());
+        set("head_dim", self.head_dim.into());
+        set("rms_norm_eps", self.rms_norm_eps.into());
+        set("max_position_embeddings", self.max_position_embeddings.into());
+        set("tie_word_embeddings", self.tie_word_embeddings.into());
+        set("hidden_act", "silu".into());
+        if !map.contains_key("rope_parameters") {
+            map.insert("rope_theta".into(), self.rope_theta.into());
+        }
+        if !map.contains_key("architectures") {
+            let arch = match self.model_type.as_str() {
+                "mistral" => "MistralForCausalLM",
+                "qwen2" => "Qwen2ForCausalLM",
+                _ => "LlamaForCausalLM",
+            };
+            map.insert("architectures".into(), Value::Array(vec![arch.into()]));
+        }
+        Value::Object(map)
+    }
+
+    /// Number of query heads sharing one key/value head.
+    pub fn kv_groups(&self) -> usize {
+        self.num_attention_heads / self.num_key_value_heads
+    }
+
+    /// The rotary inverse frequencies `[head_dim / 2]`, in f32 as transformers computes them.
+    pub fn rope_inv_freq(&self) -> Vec<f32> {
+        let dim = self.head_dim;
+        let base = self.rope_theta as f32;
+        let plain: Vec<f32> = (0..dim)
+            .step_by(2)
+            .map(|i| 1.0 / base.powf(i as f32 / dim as f32))
+            .collect();
+        match &self.rope_scaling {
+            RopeScaling::None => plain,
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            } => {
+                let (factor, low, high) = (*factor as f32, *low_freq_factor as f32, *high_freq_factor as f32);
+                let old_len = *original_max_position_embeddings as f32;
+                let low_freq_wavelen = old_len / low;
+                let high_freq_wavelen = old_len / high;
+                plain
+                    .into_iter()
+                    .map(|f| {
+                        let wavelen = 2.0 * std::f32::consts::PI / f;
+                        let scaled = if wavelen > low_freq_wavelen { f / factor } else { f };
+                        let is_medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+                        if is_medium {
+                            let smooth = (old_len / wavelen - low) / (high - low);
+                            (1.0 - smooth) * scaled / factor + smooth * scaled
+                        } else {
+                            scaled
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+fn parse_rope_scaling(map: Option<&Map<String, Value>>, path: &Path) -> Result<RopeScaling> {
+    let Some(map) = map else {
+        return Ok(RopeScaling::None);
+    };
+    let rope_type = map
+        .get("rope_type")
+        .or_else(|| map.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let number = |key: &str| -> Result<f64> {
+        map.get(key).and_then(Value::as_f64).ok_or_else(|| ModelError::Config {
+            path: path.to_path_buf(),
+            message: format!("rope_scaling.{key}: missing or not a number"),
+        })
+    };
+    match rope_type {
+        "default" => Ok(RopeScaling::None),
+        "llama3" => Ok(RopeScaling::Llama3 {
+            factor: number("factor")?,
+            low_freq_factor: number("low_freq_factor")?,
+            high_freq_factor: number("high_freq_factor")?,
+            original_max_position_embeddings: number("original_max_position_embeddings")? as usize,
+        }),
+        other => Err(ModelError::Unsupported {
+            path: path.to_path_buf(),
+            what: "rope_scaling.rope_type",
+            found: other.to_string(),
+            supported: SUPPORTED_ROPE_TYPES,
+        }),
+    }
+}
+
+/// Typed access to the keys of a `config.json`, with errors that name the key.
+struct Keys<'a> {
+    raw: &'a Map<String, Value>,
+    path: &'a Path,
+}
+
+impl Keys<'_> {
+    fn invalid(&self, key: &str, message: &str) -> ModelError {
+        ModelError::Config {
+            path: PathBuf::from(self.path),
+            message: format!("key `{key}`: {message}"),
+        }
+    }
+    fn present(&self, key: &str) -> Option<&Value> {
+        self.raw.get(key).filter(|v| !v.is_null())
+    }
+    fn string(&self, key: &str) -> Result<String> {
+        self.opt_string(key)?
+            .ok_or_else(|| self.invalid(key, "missing"))
+    }
+    fn opt_string(&self, key: &str) -> Result<Option<String>> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(self.invalid(key, "expected a string")),
+        }
+    }
+    fn usize(&self, key: &str) -> Result<usize> {
+        self.opt_usize(key)?.ok_or_else(|| self.invalid(key, "missing"))
+    }
+    fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(|n| Some(n as usize))
+                .ok_or_else(|| self.invalid(key, "expected a non-negative integer")),
+        }
+    }
+    fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_f64()
+                .map(Some)
+                .ok_or_else(|| self.invalid(key, "expected a number")),
+        }
+    }
+    fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| self.invalid(key, "expected true or false")),
+        }
+    }
+    /// A token id or a list of them.
+    fn opt_token(&self, key: &str) -> Result<Option<Vec<u32>>> {
+        match self.present(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_u64().map(|n| n as u32))
+                .collect::<Option<Vec<_>>>()
+                .map(Some)
+                .ok_or_else(|| self.invalid(key, "expected token ids")),
+            Some(v) => v
+                .as_u64()
+                .map(|n| Some(vec![n as u32]))
+                .ok_or_else(|| self.invalid(key, "expected a token id")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<LlamaConfig> {
+        LlamaConfig::from_json_str(json, Path::new("config.json"))
+    }
+
+    const SMOL: &str = r#"{"model_type":"llama","vocab_size":49152,"hidden_size":576,
+        "intermediate_size":1536,"num_hidden_layers":30,"num_attention_heads":9,
+        "num_key_value_heads":3,"rms_norm_eps":1e-5,"rope_theta":100000,
+        "max_position_embeddings":8192,"tie_word_embeddings":true,"bos_token_id":0,"eos_token_id":0}"#;
+
+    #[test]
+    fn reads_smollm2_shape() {
+        let c = parse(SMOL).unwrap();
+        assert_eq!(c.head_dim, 64);
+        assert_eq!(c.kv_groups(), 3);
+        assert!(c.tie_word_embeddings);
+        assert_eq!(c.eos_token_ids, vec![0]);
+        assert!(!c.qkv_bias);
+    }
+
+    #[test]
+    fn qwen2_has_qkv_bias_only() {
+        let c = parse(&SMOL.replace("\"llama\"", "\"qwen2\"")).unwrap();
+        assert!(c.qkv_bias && !c.o_bias);
+    }
+
+    #[test]
+    fn unsupported_model_type_lists_supported() {
+        let err = parse(&SMOL.replace("\"llama\"", "\"gpt2\"")).unwrap_err().to_string();
+        assert!(err.contains("gpt2") && err.contains("llama, mistral, qwen2"), "{err}");
+    }
+
+    #[test]
+    fn unsupported_activation_and_rope_are_errors() {
+        let err = parse(&SMOL.replace("\"eos_token_id\":0", "\"eos_token_id\":0,\"hidden_act\":\"gelu\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hidden_act") && err.contains("silu"), "{err}");
+        let err = parse(&SMOL.replace(
+            "\"eos_token_id\":0",
+            "\"eos_token_id\":0,\"rope_scaling\":{\"rope_type\":\"yarn\",\"factor\":4.0}",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("yarn") && err.contains("llama3"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = parse(&SMOL.replace("\"hidden_size\":576", "\"hidden_size\":\"576\""))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hidden_size"), "{err}");
+    }
+
+    #[test]
+    fn llama3_scaling_keeps_high_and_divides_low_frequencies() {
+        let c = parse(&SMOL.replace(
+            "\"eos_token_id\":0",
+            "\"eos_token_id\":[1,2],\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0,\
+             \"low_freq_factor\":1.0,\"high_freq_factor\":4.0,\"original_max_position_embeddings\":64}",
+        ))
+        .unwrap();
+        let plain = LlamaConfig { rope_scaling: RopeScaling::None, ..c.clone() }.rope_inv_freq();
+        let scaled = c.rope_inv_freq();
+        assert_eq!(scaled[0], plain[0]);
+        let last = plain.len() - 1;
+        assert!((scaled[last] - plain[last] / 8.0).abs() < 1e-12);
+        assert_eq!(c.eos_token_ids, vec![1, 2]);
+    }
+}

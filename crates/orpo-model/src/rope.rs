@@ -1,0 +1,48 @@
+//! Rotary position embeddings in transformers' half-split ("rotate_half") layout.
+//!
+//! Hugging Face Llama, Mistral and Qwen2 rotate the pair `(x[i], x[i + d/2])`, unlike
+//! `burn::nn::RotaryEncoding`, which rotates interleaved pairs `(x[2i], x[2i+1])`. Using the
+//! half-split layout lets checkpoints load without permuting the q/k projection weights.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// The cos/sin tables for a run of positions, each `[T, head_dim]`.
+#[derive(Debug, Clone)]
+pub struct RopeTables {
+    /// `cos(pos · inv_freq)`, the frequencies repeated twice along the last axis.
+    pub cos: Tensor<2>,
+    /// `sin(pos · inv_freq)`, same layout.
+    pub sin: Tensor<2>,
+}
+
+/// Builds the cos/sin tables for positions `start..start + len`, in f32 as transformers does.
+pub fn rope_tables(inv_freq: &[f32], start: usize, len: usize, device: &Device) -> RopeTables {
+    let half = inv_freq.len();
+    let dim = half * 2;
+    let mut cos = Vec::with_capacity(len * dim);
+    let mut sin = Vec::with_capacity(len * dim);
+    for pos in start..start + len {
+        let angles: Vec<f32> = inv_freq.iter().map(|f| f * pos as f32).collect();
+        for _ in 0..2 {
+            cos.extend(angles.iter().map(|a| a.cos()));
+            sin.extend(angles.iter().map(|a| a.sin()));
+        }
+    }
+    RopeTables {
+        cos: Tensor::from_data(TensorData::new(cos, [len, dim]), device),
+        sin: Tensor::from_data(TensorData::new(sin, [len, dim]), device),
+    }
+}
+
+/// Rotates `x` `[B, heads, T, head_dim]` by the tables `[T, head_dim]`:
+/// `x · cos + rotate_half(x) · sin` with `rotate_half([x1, x2]) = [−x2, x1]`.
+pub fn apply_rope(x: Tensor<4>, tables: &RopeTables) -> Tensor<4> {
+    let [_, _, _, dim] = x.dims();
+    let half = dim / 2;
+    let x1 = x.clone().narrow(3, 0, half);
+    let x2 = x.clone().narrow(3, half, half);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    let cos = tables.cos.clone().unsqueeze::<4>();
+    let sin = tables.sin.clone().unsqueeze::<4>();
+    x * cos + rotated * sin
+}

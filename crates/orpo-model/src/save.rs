@@ -1,0 +1,211 @@
+//! Saving a model as a Hugging Face directory that `AutoModelForCausalLM.from_pretrained`
+//! loads unchanged: `config.json` and `model.safetensors` (tied weights omitted, as
+//! transformers writes them).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Tensor;
+use safetensors::{Dtype, tensor::TensorView};
+
+use crate::error::{ModelError, Result};
+use crate::model::LlamaForCausalLM;
+
+/// The float type of a saved checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SaveDtype {
+    /// 32-bit floats (lossless for f32 training).
+    #[default]
+    F32,
+    /// bfloat16, half the size; what most published checkpoints use.
+    Bf16,
+}
+
+impl SaveDtype {
+    fn torch_name(self) -> &'static str {
+        match self {
+            SaveDtype::F32 => "float32",
+            SaveDtype::Bf16 => "bfloat16",
+        }
+    }
+}
+
+/// A tensor read back to the host in Hugging Face layout.
+pub struct HostTensor {
+    /// The Hugging Face name.
+    pub name: String,
+    /// Shape in Hugging Face layout (`[out, in]` for linear weights).
+    pub shape: Vec<usize>,
+    /// Row-major values.
+    pub values: Vec<f32>,
+}
+
+impl LlamaForCausalLM {
+    /// Every parameter, named and laid out as transformers names and lays them out.
+    pub fn hf_tensors(&self) -> Result<Vec<HostTensor>> {
+        let mut out = Vec::new();
+        let mut push = |name: String, tensor: HostInput| -> Result<()> {
+            out.push(tensor.read(name)?);
+            Ok(())
+        };
+        push(
+            "model.embed_tokens.weight".into(),
+            HostInput::D2(self.embed_tokens.weight.val()),
+        )?;
+        for (index, layer) in self.layers.iter().enumerate() {
+            let p = format!("model.layers.{index}");
+            let attn = &layer.self_attn;
+            let mlp = &layer.mlp;
+            for (name, linear) in [
+                ("self_attn.q_proj", &attn.q_proj),
+                ("self_attn.k_proj", &attn.k_proj),
+                ("self_attn.v_proj", &attn.v_proj),
+                ("self_attn.o_proj", &attn.o_proj),
+                ("mlp.gate_proj", &mlp.gate_proj),
+                ("mlp.up_proj", &mlp.up_proj),
+                ("mlp.down_proj", &mlp.down_proj),
+            ] {
+                push(
+                    format!("{p}.{name}.weight"),
+                    HostInput::D2(linear.weight.val().transpose()),
+                )?;
+                if let Some(bias) = &linear.bias {
+                    push(format!("{p}.{name}.bias"), HostInput::D1(bias.val()))?;
+                }
+            }
+            push(
+                format!("{p}.input_layernorm.weight"),
+                HostInput::D1(layer.input_layernorm.gamma.val()),
+            )?;
+            push(
+                format!("{p}.post_attention_layernorm.weight"),
+                HostInput::D1(layer.post_attention_layernorm.gamma.val()),
+            )?;
+        }
+        push("model.norm.weight".into(), HostInput::D1(self.norm.gamma.val()))?;
+        if let Some(head) = &self.lm_head {
+            push(
+                "lm_head.weight".into(),
+                HostInput::D2(head.weight.val().transpose()),
+            )?;
+        }
+        Ok(out)
+    }
+
+    /// Writes `config.json` and `model.safetensors` into `dir` (created if needed).
+    ///
+    /// Each file is written to a temporary name in `dir`, synced, then renamed, so an
+    /// interrupted save never leaves a half-written file under the final name.
+    pub fn save_pretrained(&self, dir: impl AsRef<Path>, dtype: SaveDtype) -> Result<()> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+        let tensors = self.hf_tensors()?;
+        let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+            .into_iter()
+            .map(|t| {
+                let bytes = match dtype {
+                    SaveDtype::F32 => t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    SaveDtype::Bf16 => t
+                        .values
+                        .iter()
+                        .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+                        .collect(),
+                };
+                (t.name, t.shape, bytes)
+            })
+            .collect();
+        let st_dtype = match dtype {
+            SaveDtype::F32 => Dtype::F32,
+            SaveDtype::Bf16 => Dtype::BF16,
+        };
+        let views = encoded
+            .iter()
+            .map(|(name, shape, bytes)| {
+                TensorView::new(st_dtype, shape.clone(), bytes)
+                    .map(|view| (name.clone(), view))
+                    .map_err(|e| ModelError::Safetensors {
+                        path: dir.join("model.safetensors"),
+                        message: e.to_string(),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+        let weights_path = dir.join("model.safetensors");
+        let tmp = temp_path(&weights_path);
+        safetensors::serialize_to_file(views, Some(metadata), &tmp).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            ModelError::Safetensors {
+                path: weights_path.clone(),
+                message: e.to_string(),
+            }
+        })?;
+        commit(&tmp, &weights_path)?;
+
+        let mut config = self.config.to_json();
+        if let Some(map) = config.as_object_mut() {
+            map.insert("torch_dtype".into(), dtype.torch_name().into());
+            map.insert("dtype".into(), dtype.torch_name().into());
+        }
+        let text = serde_json::to_string_pretty(&config).expect("JSON values serialise");
+        write_atomic(&dir.join("config.json"), text.as_bytes())
+    }
+}
+
+/// A parameter of any rank, before it is read back to the host.
+enum HostInput {
+    D1(Tensor<1>),
+    D2(Tensor<2>),
+}
+
+impl HostInput {
+    fn read(self, name: String) -> Result<HostTensor> {
+        let data = match self {
+            HostInput::D1(t) => t.into_data(),
+            HostInput::D2(t) => t.into_data(),
+        };
+        let shape = data.shape().to_vec();
+        let values = data
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| ModelError::Device {
+                name: name.clone(),
+                message: format!("{e:?}"),
+            })?;
+        Ok(HostTensor {
+            name,
+            shape,
+            values,
+        })
+    }
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Renames a fully written, synced temporary file over `path`.
+fn commit(tmp: &Path, path: &Path) -> Result<()> {
+    let file = std::fs::File::open(tmp).map_err(|e| ModelError::io(tmp, e))?;
+    file.sync_all().map_err(|e| ModelError::io(tmp, e))?;
+    std::fs::rename(tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(tmp);
+        ModelError::io(path, e)
+    })
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_path(path);
+    let result = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ModelError::io(path, e));
+    }
+    commit(&tmp, path)
+}
