@@ -1,0 +1,123 @@
+//! Step-level checkpoints, written atomically.
+//!
+//! A checkpoint is a directory `checkpoint-<step>/` holding the model in Hugging Face layout,
+//! `optimizer.safetensors`, the tokenizer files and `trainer_state.json` (written last). It is
+//! assembled under a temporary name and renamed into place only when complete, so a crash at
+//! any point leaves either the previous checkpoints or the new one, never half of one.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::LogEntry;
+
+/// File names inside a checkpoint.
+pub const TRAINER_STATE: &str = "trainer_state.json";
+/// The optimizer moments.
+pub const OPTIMIZER_STATE: &str = "optimizer.safetensors";
+/// Tokenizer files copied next to the weights when they exist.
+pub const TOKENIZER_FILES: [&str; 4] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+];
+
+/// Where training stood when a checkpoint was written: enough to continue exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainerState {
+    /// Optimizer steps done.
+    pub global_step: usize,
+    /// Micro-batches consumed (the data position; orders are derived from `seed` and epoch).
+    pub micro_batches_done: usize,
+    /// Fractional epoch.
+    pub epoch: f64,
+    /// Total optimizer steps of the run.
+    pub max_steps: usize,
+    /// Everything logged so far.
+    pub log_history: Vec<LogEntry>,
+}
+
+/// The `checkpoint-<step>` directories of `output_dir` that are complete, oldest first.
+pub fn list_checkpoints(output_dir: &Path) -> Vec<(usize, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(output_dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(usize, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let step = name.strip_prefix("checkpoint-")?.parse().ok()?;
+            let path = e.path();
+            path.join(TRAINER_STATE).is_file().then_some((step, path))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Removes temporary directories that an interrupted save left behind.
+pub fn remove_partial_checkpoints(output_dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(output_dir) {
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if name.starts_with(".checkpoint-") && name.contains(".tmp") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+/// Builds a checkpoint in a temporary directory with `fill`, then renames it to
+/// `output_dir/checkpoint-<step>`. `fill` must write `trainer_state.json` last.
+pub fn write_checkpoint(
+    output_dir: &Path,
+    step: usize,
+    fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<PathBuf> {
+    let final_dir = output_dir.join(format!("checkpoint-{step}"));
+    let tmp = output_dir.join(format!(".checkpoint-{step}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    if let Err(e) = fill(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    sync_dir(&tmp);
+    if final_dir.exists() {
+        std::fs::remove_dir_all(&final_dir)?;
+    }
+    std::fs::rename(&tmp, &final_dir)?;
+    sync_dir(output_dir);
+    Ok(final_dir)
+}
+
+/// Deletes the oldest checkpoints beyond `limit`.
+pub fn prune_checkpoints(output_dir: &Path, limit: Option<usize>) {
+    let Some(limit) = limit else { return };
+    let found = list_checkpoints(output_dir);
+    if found.len() > limit {
+        for (_, path) in &found[..found.len() - limit] {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+}
+
+/// Copies the tokenizer files that exist in `from` into `to`.
+pub fn copy_tokenizer_files(from: &Path, to: &Path) -> std::io::Result<()> {
+    for name in TOKENIZER_FILES {
+        let src = from.join(name);
+        if src.is_file() {
+            std::fs::copy(&src, to.join(name))?;
+        }
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(file) = std::fs::File::open(dir) {
+        let _ = file.sync_all();
+    }
+}

@@ -1,0 +1,78 @@
+//! Small file helpers: atomic writes and f32 safetensors for optimizer state.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+
+/// A sibling temporary name for `path`, unique to this process.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename: readers see the old
+/// file or the new one, never a partial one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = temp_path(path);
+    let result = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// Writes named f32 vectors as a safetensors file, atomically.
+pub fn write_safetensors(
+    path: &Path,
+    tensors: &[(String, Vec<f32>)],
+    metadata: HashMap<String, String>,
+) -> std::io::Result<()> {
+    let bytes: Vec<(String, Vec<u8>, usize)> = tensors
+        .iter()
+        .map(|(n, v)| (n.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect(), v.len()))
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(n, b, len)| {
+            TensorView::new(Dtype::F32, vec![*len], b)
+                .map(|v| (n.clone(), v))
+                .map_err(std::io::Error::other)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let buffer = safetensors::serialize(views, Some(metadata)).map_err(std::io::Error::other)?;
+    write_atomic(path, &buffer)
+}
+
+/// Reads what [`write_safetensors`] wrote: the vectors by name and the metadata.
+pub fn read_safetensors(
+    path: &Path,
+) -> std::io::Result<(Vec<(String, Vec<f32>)>, HashMap<String, String>)> {
+    let bytes = std::fs::read(path)?;
+    let bad = |e: String| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+    };
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(bad(format!("tensor `{name}` is not f32")));
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        out.push((name, values));
+    }
+    Ok((out, meta.metadata().clone().unwrap_or_default()))
+}

@@ -1,0 +1,26 @@
+//! The ORPO trainer: TRL's `ORPOTrainer` semantics on burn.
+//!
+//! - [`OrpoConfig`]: the YAML keys of TRL's `ORPOConfig` / transformers' `TrainingArguments`,
+//!   with their defaults; unknown keys and wrong types are errors naming the key.
+//! - [`OrpoTrainer`]: tokenizes a [`PreferenceDataset`](orpo_data::PreferenceDataset), then
+//!   trains any [`CausalLm`] with the chunked ORPO loss of `orpo-loss`: gradient accumulation,
+//!   global-norm clipping, PyTorch-exact AdamW (no decay on biases and norms), linear / cosine /
+//!   constant schedules with warm-up, step-level logging, evaluation, atomic checkpoints and
+//!   exact resume.
+//! - Outputs in `output_dir`: `metrics.jsonl`, `metrics.csv`, `config.yaml`,
+//!   `checkpoint-<step>/`, `plots/*.svg`, `final/` (Hugging Face layout).
+
+pub mod checkpoint;
+pub mod config;
+pub mod io;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod plot;
+pub mod schedule;
+pub mod trainer;
+
+pub use config::{ConfigError, OrpoConfig, SamplingStrategy, SchedulerType, TruncationMode};
+pub use metrics::{LogEntry, read_metrics};
+pub use model::CausalLm;
+pub use trainer::{OrpoStep, OrpoTrainer, TrainSummary, loss_config, tokenize_config};

@@ -1,0 +1,519 @@
+//! The ORPO training loop: micro-batches, gradient accumulation, global-norm clipping, AdamW,
+//! the learning-rate schedule, step-level logging, evaluation and checkpoints, and resume.
+//!
+//! burn-train's `Learner` checkpoints only per epoch and does not save the data position, so
+//! this loop drives the steps itself; the model-side step is [`OrpoStep`], which also implements
+//! burn-train's `TrainStep` / `InferenceStep` for use in a burn-train learner.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use orpo_data::{
+    BatchOrder, Collator, PreferenceDataset, PreferenceTokenizer, TokenizeConfig, TokenizeReport,
+    TokenizedPair, batch_indices,
+};
+use orpo_loss::{OrpoInputs, OrpoLossConfig, orpo_loss};
+use serde::Serialize;
+
+use crate::checkpoint::{self, TrainerState};
+use crate::config::{OrpoConfig, SamplingStrategy, TruncationMode};
+use crate::metrics::{LogEntry, MetricsWriter};
+use crate::model::CausalLm;
+use crate::optim::{AdamW, AdamWSettings, accumulate, clip_global_norm};
+use crate::schedule::LrSchedule;
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainSummary {
+    /// Optimizer steps done.
+    pub global_step: usize,
+    /// Mean training loss over the run's steps.
+    pub train_loss: f64,
+    /// Wall-clock seconds of `train()`.
+    pub train_runtime_s: f64,
+    /// Last evaluation metrics (`eval_` names), when evaluated.
+    pub eval_metrics: BTreeMap<String, f64>,
+    /// The final model directory.
+    pub final_model_dir: PathBuf,
+}
+
+/// Tokenization limits of an [`OrpoConfig`].
+pub fn tokenize_config(config: &OrpoConfig) -> TokenizeConfig {
+    TokenizeConfig {
+        max_length: Some(config.max_length),
+        max_prompt_length: config.max_prompt_length,
+        max_completion_length: config.max_completion_length,
+        truncation_mode: match config.truncation_mode {
+            TruncationMode::KeepEnd => orpo_data::TruncationMode::KeepEnd,
+            TruncationMode::KeepStart => orpo_data::TruncationMode::KeepStart,
+        },
+        ..TokenizeConfig::default()
+    }
+}
+
+/// The loss settings of an [`OrpoConfig`].
+pub fn loss_config(config: &OrpoConfig) -> OrpoLossConfig {
+    OrpoLossConfig::new(config.lambda())
+        .with_orpo_beta(config.orpo_beta)
+        .with_nll_on_completion_only(config.nll_on_completion_only)
+        .with_chunk_size(config.logits_chunk_size)
+}
+
+/// One batch on the device, and the ORPO forward pass over it.
+pub struct OrpoStep;
+
+impl OrpoStep {
+    /// Builds the `[2B, T]` input tensors of `pairs` on `device`.
+    pub fn inputs(pairs: &[&TokenizedPair], pad_id: u32, device: &Device) -> (OrpoInputs, Tensor<2>) {
+        let batch = Collator::new(pad_id).collate(pairs.iter().copied());
+        let shape = batch.shape();
+        let int = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, shape), device);
+        let mask_f: Vec<f32> = batch.attention_mask.iter().map(|&m| m as f32).collect();
+        let attention = Tensor::<2>::from_data(TensorData::new(mask_f, shape), device);
+        (
+            OrpoInputs {
+                input_ids: int(batch.input_ids),
+                attention_mask: int(batch.attention_mask),
+                completion_mask: int(batch.completion_mask),
+            },
+            attention,
+        )
+    }
+
+    /// Loss `[1]` and TRL's metrics for one batch.
+    pub fn forward<M: CausalLm>(
+        model: &M,
+        inputs: &OrpoInputs,
+        attention: Tensor<2>,
+        loss: &OrpoLossConfig,
+    ) -> (Tensor<1>, Vec<(&'static str, f64)>) {
+        let hidden = model.hidden_states(inputs.input_ids.clone(), attention);
+        let (weight, bias) = model.output_head();
+        let out = orpo_loss(hidden, weight, bias, inputs, loss);
+        let metrics = out.metrics.to_metrics().to_named();
+        (out.loss, metrics)
+    }
+}
+
+/// Trains a [`CausalLm`] with ORPO, TRL's `ORPOTrainer` in Rust.
+///
+/// ```no_run
+/// # use orpo_train::{OrpoConfig, OrpoTrainer};
+/// # use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
+/// # use orpo_model::LlamaForCausalLM;
+/// # fn main() -> anyhow::Result<()> {
+/// let device = burn::tensor::Device::default().autodiff();
+/// let model = LlamaForCausalLM::from_pretrained("SmolLM2-135M", &device)?;
+/// let tokenizer = PreferenceTokenizer::from_dir("SmolLM2-135M")?;
+/// let train = PreferenceDataset::load("datasets/arith-prefs", Some("train"), &DataConfig::default())?;
+/// let config = OrpoConfig { output_dir: "runs/x".into(), ..Default::default() };
+/// let summary = OrpoTrainer::new(model, config, train, tokenizer)?.train()?;
+/// println!("{summary:?}");
+/// # Ok(()) }
+/// ```
+pub struct OrpoTrainer<M: CausalLm> {
+    model: M,
+    config: OrpoConfig,
+    tokenizer: PreferenceTokenizer,
+    tokenizer_dir: Option<PathBuf>,
+    train_pairs: Vec<TokenizedPair>,
+    eval_pairs: Vec<TokenizedPair>,
+    /// Tokenization report of the training split.
+    pub train_report: TokenizeReport,
+    /// Tokenization report of the evaluation split, when there is one.
+    pub eval_report: Option<TokenizeReport>,
+    resume: bool,
+    quiet: bool,
+}
+
+impl<M: CausalLm> OrpoTrainer<M> {
+    /// Tokenizes `train_dataset` as TRL does and prepares a run. The model must live on an
+    /// autodiff device (`Device::...().autodiff()`).
+    pub fn new(
+        model: M,
+        config: OrpoConfig,
+        train_dataset: PreferenceDataset,
+        tokenizer: PreferenceTokenizer,
+    ) -> anyhow::Result<Self> {
+        config.validate("config").map_err(anyhow::Error::from)?;
+        let (train_pairs, train_report) = train_dataset
+            .tokenize(&tokenizer, &tokenize_config(&config))
+            .context("tokenizing the training split")?;
+        if train_pairs.is_empty() {
+            bail!("the training split has no usable pair after tokenization ({train_report:?})");
+        }
+        check_vocab(&model, &tokenizer, &train_pairs)?;
+        Ok(Self {
+            model,
+            config,
+            tokenizer,
+            tokenizer_dir: None,
+            train_pairs,
+            eval_pairs: Vec::new(),
+            train_report,
+            eval_report: None,
+            resume: false,
+            quiet: false,
+        })
+    }
+
+    /// Adds a held-out split, evaluated every `eval_steps` and at the end.
+    pub fn with_eval_dataset(mut self, dataset: PreferenceDataset) -> anyhow::Result<Self> {
+        let (mut pairs, report) = dataset
+            .tokenize(&self.tokenizer, &tokenize_config(&self.config))
+            .context("tokenizing the evaluation split")?;
+        check_vocab(&self.model, &self.tokenizer, &pairs)?;
+        if let Some(max) = self.config.max_eval_samples {
+            pairs.truncate(max);
+        }
+        self.eval_pairs = pairs;
+        self.eval_report = Some(report);
+        Ok(self)
+    }
+
+    /// The directory whose tokenizer files are copied into checkpoints and the final model.
+    pub fn with_tokenizer_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tokenizer_dir = Some(dir.into());
+        self
+    }
+
+    /// Continue from the latest complete checkpoint in `output_dir`.
+    pub fn resume(mut self, resume: bool) -> Self {
+        self.resume = resume;
+        self
+    }
+
+    /// Silence the progress lines on stderr.
+    pub fn quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// The model (trained, after [`train`](Self::train)).
+    pub fn model(&self) -> &M {
+        &self.model
+    }
+
+    /// Consumes the trainer, returning the model.
+    pub fn into_model(self) -> M {
+        self.model
+    }
+
+    fn micro_batches_per_epoch(&self) -> usize {
+        self.train_pairs.len().div_ceil(self.config.per_device_train_batch_size)
+    }
+
+    /// Total optimizer steps: `max_steps`, else `ceil(epochs · micro_batches / accumulation)`.
+    pub fn total_steps(&self) -> usize {
+        if self.config.max_steps > 0 {
+            return self.config.max_steps as usize;
+        }
+        let micro = self.micro_batches_per_epoch() as f64 * self.config.num_train_epochs;
+        ((micro / self.config.gradient_accumulation_steps as f64).ceil() as usize).max(1)
+    }
+
+    /// The pairs of micro-batch number `k` of the run (epochs follow each other; each epoch's
+    /// order depends only on the seed and the epoch number, so a resumed run sees the same data).
+    fn micro_batch(&self, k: usize, cache: &mut Option<(usize, Vec<Vec<usize>>)>) -> Vec<usize> {
+        let per_epoch = self.micro_batches_per_epoch();
+        let epoch = k / per_epoch;
+        if cache.as_ref().map(|c| c.0) != Some(epoch) {
+            let order = match self.config.train_sampling_strategy {
+                SamplingStrategy::Random => BatchOrder::Random,
+                SamplingStrategy::Sequential => BatchOrder::Sequential,
+            };
+            let seed = self.config.seed.wrapping_add(epoch as u64);
+            let batches = batch_indices(
+                &self.train_pairs,
+                self.config.per_device_train_batch_size,
+                order,
+                seed,
+                false,
+            );
+            *cache = Some((epoch, batches));
+        }
+        cache.as_ref().expect("filled above").1[k % per_epoch].clone()
+    }
+
+    /// Evaluates on the held-out split: the `eval_`-prefixed metrics and `eval_loss`, averaged
+    /// over batches (as TRL averages its stored metrics).
+    pub fn evaluate(&self) -> anyhow::Result<BTreeMap<String, f64>> {
+        if self.eval_pairs.is_empty() {
+            bail!("no evaluation split was given");
+        }
+        let model = self.model.valid();
+        let loss_cfg = loss_config(&self.config);
+        let device = device_of(&model);
+        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+        let chunks: Vec<&[TokenizedPair]> =
+            self.eval_pairs.chunks(self.config.per_device_eval_batch_size).collect();
+        for chunk in &chunks {
+            let refs: Vec<&TokenizedPair> = chunk.iter().collect();
+            let (inputs, attention) = OrpoStep::inputs(&refs, self.tokenizer.padding_id(), &device);
+            let (loss, metrics) = OrpoStep::forward(&model, &inputs, attention, &loss_cfg);
+            *sums.entry("eval_loss".into()).or_default() += loss.into_scalar::<f32>() as f64;
+            for (name, value) in metrics {
+                *sums.entry(format!("eval_{name}")).or_default() += value;
+            }
+        }
+        let n = chunks.len() as f64;
+        Ok(sums.into_iter().map(|(k, v)| (k, v / n)).collect())
+    }
+
+    /// Runs the training; writes metrics, checkpoints, plots and `final/` into `output_dir`.
+    pub fn train(&mut self) -> anyhow::Result<TrainSummary> {
+        let started = Instant::now();
+        let cfg = self.config.clone();
+        let out = PathBuf::from(&cfg.output_dir);
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        checkpoint::remove_partial_checkpoints(&out);
+        let existing = checkpoint::list_checkpoints(&out);
+        let has_run = !existing.is_empty() || out.join("metrics.jsonl").exists();
+        if has_run && !self.resume && !cfg.overwrite_output_dir {
+            bail!(
+                "{} already holds a run; pass --resume to continue it or set \
+                 overwrite_output_dir: true to start over",
+                out.display()
+            );
+        }
+        let device = device_of(&self.model);
+        let settings = AdamWSettings {
+            beta1: cfg.adam_beta1,
+            beta2: cfg.adam_beta2,
+            epsilon: cfg.adam_epsilon,
+            weight_decay: cfg.weight_decay,
+        };
+        let total_steps = self.total_steps();
+        let mut optim = AdamW::new(settings.clone());
+        let mut state = TrainerState {
+            global_step: 0,
+            micro_batches_done: 0,
+            epoch: 0.0,
+            max_steps: total_steps,
+            log_history: Vec::new(),
+        };
+        if self.resume && !existing.is_empty() {
+            let (step, dir) = existing.last().expect("non-empty").clone();
+            let text = std::fs::read_to_string(dir.join(checkpoint::TRAINER_STATE))?;
+            state = serde_json::from_str(&text)
+                .with_context(|| format!("reading {}", dir.join(checkpoint::TRAINER_STATE).display()))?;
+            self.model = M::load_pretrained(&dir, &device)
+                .with_context(|| format!("loading the model of {}", dir.display()))?;
+            optim = AdamW::load(settings, &dir.join(checkpoint::OPTIMIZER_STATE), &device)?;
+            if !self.quiet {
+                eprintln!("resuming from {} (step {step})", dir.display());
+            }
+        }
+        let resolved = serde_yaml::to_string(&cfg).expect("config serialises");
+        crate::io::write_atomic(&out.join("config.yaml"), resolved.as_bytes())?;
+        let metrics_writer = MetricsWriter::create(&out, &state.log_history)?;
+
+        let schedule = LrSchedule {
+            peak: cfg.learning_rate,
+            warmup_steps: if cfg.warmup_steps > 0 {
+                cfg.warmup_steps
+            } else {
+                (cfg.warmup_ratio * total_steps as f64).ceil() as usize
+            },
+            total_steps,
+            kind: cfg.lr_scheduler_type,
+        };
+        let loss_cfg = loss_config(&cfg);
+        let ga = cfg.gradient_accumulation_steps;
+        let per_epoch = self.micro_batches_per_epoch();
+        let pad_id = self.tokenizer.padding_id();
+        let mut order_cache = None;
+        let mut window: BTreeMap<String, f64> = BTreeMap::new();
+        let mut window_steps = 0usize;
+        let mut loss_sum_run = 0.0;
+        let mut steps_run = 0usize;
+        let mut last_eval = BTreeMap::new();
+        let first_step = state.global_step;
+        let loop_started = Instant::now();
+
+        while state.global_step < total_steps {
+            let step = state.global_step;
+            let lr = schedule.lr_at(step);
+            let mut grads = GradientsParams::new();
+            let mut step_loss = 0.0;
+            let mut step_metrics: BTreeMap<String, f64> = BTreeMap::new();
+            for _ in 0..ga {
+                let indices = self.micro_batch(state.micro_batches_done, &mut order_cache);
+                state.micro_batches_done += 1;
+                let pairs: Vec<&TokenizedPair> =
+                    indices.iter().map(|&i| &self.train_pairs[i]).collect();
+                let (inputs, attention) = OrpoStep::inputs(&pairs, pad_id, &device);
+                let (loss, metrics) = OrpoStep::forward(&self.model, &inputs, attention, &loss_cfg);
+                // The Hugging Face Trainer divides each micro-batch loss by the accumulation
+                // steps, so the summed gradients are their mean.
+                let scaled = loss.clone().div_scalar(ga as f64);
+                let micro_grads = GradientsParams::from_grads(scaled.backward(), &self.model);
+                accumulate(&self.model, &mut grads, micro_grads);
+                step_loss += loss.into_scalar::<f32>() as f64 / ga as f64;
+                for (name, value) in metrics {
+                    *step_metrics.entry(name.to_string()).or_default() += value / ga as f64;
+                }
+            }
+            let grad_norm = clip_global_norm(&self.model, &mut grads, cfg.max_grad_norm);
+            if !step_loss.is_finite() || !grad_norm.is_finite() {
+                bail!(
+                    "step {}: non-finite {} ({}); stopping before the update, the last \
+                     checkpoint is untouched",
+                    step + 1,
+                    if step_loss.is_finite() { "gradient norm" } else { "loss" },
+                    if step_loss.is_finite() { grad_norm } else { step_loss }
+                );
+            }
+            self.model = optim.step(lr, self.model.clone(), &mut grads);
+            state.global_step += 1;
+            state.epoch = state.micro_batches_done as f64 / per_epoch as f64;
+            loss_sum_run += step_loss;
+            steps_run += 1;
+            window_steps += 1;
+            *window.entry("loss".into()).or_default() += step_loss;
+            *window.entry("grad_norm".into()).or_default() += grad_norm;
+            for (k, v) in step_metrics {
+                *window.entry(k).or_default() += v;
+            }
+
+            let step = state.global_step;
+            let last = step == total_steps;
+            if step % cfg.logging_steps == 0 || last {
+                let mut values: BTreeMap<String, f64> = window
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v / window_steps as f64))
+                    .collect();
+                values.insert("learning_rate".into(), schedule.lr_at(step.min(total_steps - 1)));
+                let entry = LogEntry { step, epoch: state.epoch, values };
+                metrics_writer.append(&entry)?;
+                if !self.quiet {
+                    let elapsed = loop_started.elapsed().as_secs_f64();
+                    let per_step = elapsed / (step - first_step) as f64;
+                    let eta = per_step * (total_steps - step) as f64;
+                    eprintln!(
+                        "step {step}/{total_steps} | epoch {:.2} | loss {:.4} | nll {:.4} | acc {:.3} | lr {:.2e} | {:.2} s/step | ETA {}",
+                        state.epoch,
+                        entry.values["loss"],
+                        entry.values.get("nll_loss").copied().unwrap_or(f64::NAN),
+                        entry.values.get("rewards/accuracies").copied().unwrap_or(f64::NAN),
+                        entry.values["learning_rate"],
+                        per_step,
+                        format_duration(eta)
+                    );
+                }
+                state.log_history.push(entry);
+                window.clear();
+                window_steps = 0;
+            }
+            let eval_due = cfg.eval_steps.is_some_and(|e| e > 0 && step % e == 0);
+            if !self.eval_pairs.is_empty() && (eval_due || last) {
+                let eval = self.evaluate()?;
+                let entry = LogEntry { step, epoch: state.epoch, values: eval.clone() };
+                metrics_writer.append(&entry)?;
+                if !self.quiet {
+                    eprintln!(
+                        "eval @ step {step} | eval_loss {:.4} | eval_rewards/accuracies {:.3} | eval_logps chosen {:.3} rejected {:.3}",
+                        eval["eval_loss"],
+                        eval.get("eval_rewards/accuracies").copied().unwrap_or(f64::NAN),
+                        eval.get("eval_logps/chosen").copied().unwrap_or(f64::NAN),
+                        eval.get("eval_logps/rejected").copied().unwrap_or(f64::NAN),
+                    );
+                }
+                state.log_history.push(entry);
+                last_eval = eval;
+            }
+            if (cfg.save_steps > 0 && step % cfg.save_steps == 0) || last {
+                self.save_checkpoint(&out, &state, &optim)?;
+                metrics_writer.write_csv(&state.log_history)?;
+            }
+        }
+
+        metrics_writer.write_csv(&state.log_history)?;
+        crate::plot::write_run_plots(&state.log_history, &out.join("plots"))?;
+        let final_dir = out.join("final");
+        self.export(&final_dir)?;
+        Ok(TrainSummary {
+            global_step: state.global_step,
+            train_loss: if steps_run > 0 { loss_sum_run / steps_run as f64 } else { f64::NAN },
+            train_runtime_s: started.elapsed().as_secs_f64(),
+            eval_metrics: last_eval,
+            final_model_dir: final_dir,
+        })
+    }
+
+    fn save_checkpoint(&self, out: &Path, state: &TrainerState, optim: &AdamW) -> anyhow::Result<()> {
+        checkpoint::write_checkpoint(out, state.global_step, |dir| {
+            self.model.save_pretrained(dir)?;
+            optim.save(&dir.join(checkpoint::OPTIMIZER_STATE))?;
+            if let Some(tok) = &self.tokenizer_dir {
+                checkpoint::copy_tokenizer_files(tok, dir)?;
+            }
+            let text = serde_json::to_string_pretty(state)?;
+            crate::io::write_atomic(&dir.join(checkpoint::TRAINER_STATE), text.as_bytes())?;
+            Ok(())
+        })?;
+        checkpoint::prune_checkpoints(out, self.config.save_total_limit);
+        Ok(())
+    }
+
+    /// Writes the current model (and tokenizer files) as a Hugging Face directory, atomically.
+    pub fn export(&self, dir: &Path) -> anyhow::Result<()> {
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent)?;
+        let name = dir.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        self.model.save_pretrained(&tmp)?;
+        if let Some(tok) = &self.tokenizer_dir {
+            checkpoint::copy_tokenizer_files(tok, &tmp)?;
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::rename(&tmp, dir)?;
+        Ok(())
+    }
+}
+
+fn device_of<M: CausalLm>(model: &M) -> Device {
+    model.output_head().0.device()
+}
+
+fn check_vocab<M: CausalLm>(
+    model: &M,
+    tokenizer: &PreferenceTokenizer,
+    pairs: &[TokenizedPair],
+) -> anyhow::Result<()> {
+    let vocab = model.vocab_size();
+    let max_id = pairs
+        .iter()
+        .flat_map(|p| p.chosen_ids.iter().chain(&p.rejected_ids))
+        .max()
+        .copied()
+        .unwrap_or(0) as usize;
+    if max_id >= vocab || tokenizer.padding_id() as usize >= vocab {
+        bail!(
+            "the tokenizer produces token id {} but the model's embedding has only {vocab} rows \
+             (tokenizer vocabulary {}); use the model's own tokenizer or resize the model",
+            max_id.max(tokenizer.padding_id() as usize),
+            tokenizer.vocab_size()
+        );
+    }
+    Ok(())
+}
+
+fn format_duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
