@@ -203,7 +203,7 @@ impl Default for OrpoConfig {
             max_prompt_length: 512,
             max_completion_length: None,
             truncation_mode: TruncationMode::KeepEnd,
-            logits_chunk_size: 1024,
+            logits_chunk_size: 512,
             logging_steps: 10,
             eval_steps: None,
             save_steps: 500,

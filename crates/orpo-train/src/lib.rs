@@ -23,4 +23,6 @@ pub mod trainer;
 pub use config::{ConfigError, OrpoConfig, SamplingStrategy, SchedulerType, TruncationMode};
 pub use metrics::{LogEntry, read_metrics};
 pub use model::CausalLm;
-pub use trainer::{OrpoStep, OrpoTrainer, TrainSummary, loss_config, tokenize_config};
+pub use trainer::{
+    OrpoStep, OrpoTrainer, TrainSummary, evaluate_pairs, loss_config, tokenize_config,
+};

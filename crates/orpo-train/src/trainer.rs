@@ -239,29 +239,17 @@ impl<M: CausalLm> OrpoTrainer<M> {
         cache.as_ref().expect("filled above").1[k % per_epoch].clone()
     }
 
-    /// Evaluates on the held-out split: the `eval_`-prefixed metrics and `eval_loss`, averaged
-    /// over batches (as TRL averages its stored metrics).
+    /// Evaluates on the held-out split: the `eval_`-prefixed metrics and `eval_loss`.
     pub fn evaluate(&self) -> anyhow::Result<BTreeMap<String, f64>> {
         if self.eval_pairs.is_empty() {
             bail!("no evaluation split was given");
         }
-        let model = self.model.valid();
-        let loss_cfg = loss_config(&self.config);
-        let device = device_of(&model);
-        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
-        let chunks: Vec<&[TokenizedPair]> =
-            self.eval_pairs.chunks(self.config.per_device_eval_batch_size).collect();
-        for chunk in &chunks {
-            let refs: Vec<&TokenizedPair> = chunk.iter().collect();
-            let (inputs, attention) = OrpoStep::inputs(&refs, self.tokenizer.padding_id(), &device);
-            let (loss, metrics) = OrpoStep::forward(&model, &inputs, attention, &loss_cfg);
-            *sums.entry("eval_loss".into()).or_default() += loss.into_scalar::<f32>() as f64;
-            for (name, value) in metrics {
-                *sums.entry(format!("eval_{name}")).or_default() += value;
-            }
-        }
-        let n = chunks.len() as f64;
-        Ok(sums.into_iter().map(|(k, v)| (k, v / n)).collect())
+        Ok(evaluate_pairs(
+            &self.model.valid(),
+            &self.eval_pairs,
+            self.tokenizer.padding_id(),
+            &self.config,
+        ))
     }
 
     /// Runs the training; writes metrics, checkpoints, plots and `final/` into `output_dir`.
@@ -480,6 +468,32 @@ impl<M: CausalLm> OrpoTrainer<M> {
         std::fs::rename(&tmp, dir)?;
         Ok(())
     }
+}
+
+/// ORPO metrics of `model` on `pairs` without gradients: `eval_loss` and TRL's metrics with the
+/// `eval_` prefix, averaged over batches of `per_device_eval_batch_size` pairs (as TRL averages
+/// its stored per-batch metrics).
+pub fn evaluate_pairs<M: CausalLm>(
+    model: &M,
+    pairs: &[TokenizedPair],
+    pad_id: u32,
+    config: &OrpoConfig,
+) -> BTreeMap<String, f64> {
+    let loss_cfg = loss_config(config);
+    let device = device_of(model);
+    let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+    let chunks: Vec<&[TokenizedPair]> = pairs.chunks(config.per_device_eval_batch_size).collect();
+    for chunk in &chunks {
+        let refs: Vec<&TokenizedPair> = chunk.iter().collect();
+        let (inputs, attention) = OrpoStep::inputs(&refs, pad_id, &device);
+        let (loss, metrics) = OrpoStep::forward(model, &inputs, attention, &loss_cfg);
+        *sums.entry("eval_loss".into()).or_default() += loss.into_scalar::<f32>() as f64;
+        for (name, value) in metrics {
+            *sums.entry(format!("eval_{name}")).or_default() += value;
+        }
+    }
+    let n = chunks.len().max(1) as f64;
+    sums.into_iter().map(|(k, v)| (k, v / n)).collect()
 }
 
 fn device_of<M: CausalLm>(model: &M) -> Device {

@@ -1,0 +1,266 @@
+//! The subcommands, each a thin layer over the library crates.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use burn::tensor::Device;
+use orpo_data::{DataConfig, Message, PreferenceDataset, PreferenceTokenizer, list_splits, summarize};
+use orpo_model::{GenerationConfig, LlamaConfig, LlamaForCausalLM};
+use orpo_train::{CausalLm, OrpoConfig, OrpoTrainer, evaluate_pairs, read_metrics, tokenize_config};
+
+/// How a command failed: a usage or configuration error (exit 2) or a runtime error (exit 1).
+pub enum Failure {
+    /// Bad arguments, config keys or values.
+    Usage(anyhow::Error),
+    /// Anything that went wrong while running.
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+macro_rules! runtime_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Failure {
+            fn from(e: $t) -> Self {
+                Failure::Runtime(e.into())
+            }
+        }
+    )*};
+}
+runtime_from!(orpo_data::DataError, orpo_model::ModelError, std::io::Error);
+
+fn usage(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::Usage(e.into())
+}
+
+/// A local directory, or a Hub id that this offline build cannot fetch (a usage error that
+/// says how to get it).
+fn resolve_dir(name: &str, what: &str) -> Result<PathBuf, Failure> {
+    let path = PathBuf::from(name);
+    if path.is_dir() {
+        return Ok(path);
+    }
+    if path.exists() {
+        return Err(usage(anyhow!("{what} `{name}` is a file; expected a directory")));
+    }
+    if name.split('/').count() == 2 && !name.starts_with('.') && !name.starts_with('/') {
+        return Err(usage(anyhow!(
+            "{what} `{name}` is not a local directory. This build does not download from the \
+             Hugging Face Hub; fetch it with `huggingface-cli download {name} --local-dir DIR` \
+             and pass DIR"
+        )));
+    }
+    Err(usage(anyhow!("{what} `{name}`: no such directory")))
+}
+
+fn data_config(config: &OrpoConfig) -> DataConfig {
+    DataConfig {
+        prompt_column: config.prompt_column.clone(),
+        chosen_column: config.chosen_column.clone(),
+        rejected_column: config.rejected_column.clone(),
+        skip_bad_rows: config.skip_bad_rows,
+        ..DataConfig::default()
+    }
+}
+
+fn has_split(dataset: &str, split: &str) -> bool {
+    list_splits(Path::new(dataset))
+        .map(|splits| splits.iter().any(|s| s.name == split))
+        .unwrap_or(false)
+}
+
+/// `orpo train`.
+pub fn train(config_path: &str, set: &[String], resume: bool, device: Device) -> Result<(), Failure> {
+    let config = OrpoConfig::from_yaml_file(config_path)
+        .and_then(|c| c.apply_overrides(set))
+        .map_err(usage)?;
+    let device = device.autodiff();
+    device.seed(config.seed);
+    let (model, model_dir) = match (&config.model_name_or_path, &config.model_config) {
+        (Some(name), _) => {
+            let dir = resolve_dir(name, "model_name_or_path")?;
+            let model = LlamaForCausalLM::from_pretrained(&dir, &device)
+                .with_context(|| format!("loading the model from {}", dir.display()))?;
+            (model, Some(dir))
+        }
+        (None, Some(config_json)) => {
+            let model_config = LlamaConfig::from_file(config_json).map_err(usage)?;
+            (LlamaForCausalLM::init(&model_config, &device), None)
+        }
+        (None, None) => {
+            return Err(usage(anyhow!(
+                "{config_path}: set `model_name_or_path` (a model directory) or `model_config` \
+                 (a config.json to initialise a fresh model from)"
+            )));
+        }
+    };
+    let tokenizer_dir = match (&config.tokenizer_name_or_path, &model_dir) {
+        (Some(t), _) => resolve_dir(t, "tokenizer_name_or_path")?,
+        (None, Some(d)) => d.clone(),
+        (None, None) => {
+            return Err(usage(anyhow!("{config_path}: set `tokenizer_name_or_path`")));
+        }
+    };
+    let tokenizer = PreferenceTokenizer::from_dir(&tokenizer_dir)
+        .with_context(|| format!("loading the tokenizer from {}", tokenizer_dir.display()))?;
+    let dataset = config
+        .dataset
+        .clone()
+        .ok_or_else(|| usage(anyhow!("{config_path}: set `dataset`")))?;
+    let train = PreferenceDataset::load(&dataset, Some(&config.dataset_train_split), &data_config(&config))?;
+    let test_split = config.dataset_test_split.clone();
+    let mut trainer = OrpoTrainer::new(model, config.clone(), train, tokenizer)?
+        .with_tokenizer_dir(&tokenizer_dir)
+        .resume(resume);
+    if has_split(&dataset, &test_split) {
+        let test = PreferenceDataset::load(&dataset, Some(&test_split), &data_config(&config))?;
+        trainer = trainer.with_eval_dataset(test)?;
+    }
+    let report = &trainer.train_report;
+    eprintln!(
+        "train: {} pairs kept of {} ({} truncated, {} dropped); {} optimizer steps",
+        report.rows_out,
+        report.rows_in,
+        report.truncated,
+        report.dropped_total(),
+        trainer.total_steps()
+    );
+    let summary = trainer.train()?;
+    eprintln!("final model: {}", summary.final_model_dir.display());
+    println!("{}", serde_json::to_string(&summary).expect("summary serialises"));
+    Ok(())
+}
+
+/// `orpo eval`.
+pub fn eval(model: &str, dataset: &str, split: Option<&str>, set: &[String], device: Device) -> Result<(), Failure> {
+    let config = OrpoConfig::default().apply_overrides(set).map_err(usage)?;
+    let dir = resolve_dir(model, "--model")?;
+    let model = LlamaForCausalLM::from_pretrained(&dir, &device)?;
+    let tokenizer = PreferenceTokenizer::from_dir(&dir)?;
+    let split = split.unwrap_or(&config.dataset_test_split);
+    let data = PreferenceDataset::load(dataset, Some(split), &data_config(&config))?;
+    let (pairs, report) = data.tokenize(&tokenizer, &tokenize_config(&config))?;
+    if pairs.is_empty() {
+        return Err(Failure::Runtime(anyhow!("{dataset} [{split}]: no usable pair ({report:?})")));
+    }
+    let mut metrics = evaluate_pairs(&model, &pairs, tokenizer.padding_id(), &config);
+    metrics.insert("eval_samples".into(), pairs.len() as f64);
+    eprintln!("evaluated {} pairs of {dataset} [{split}]", pairs.len());
+    println!("{}", serde_json::to_string(&metrics).expect("metrics serialise"));
+    Ok(())
+}
+
+/// The prompt token ids for `text`: the chat template with a generation prompt, BOS added once.
+fn prompt_ids(tokenizer: &PreferenceTokenizer, text: &str) -> anyhow::Result<Vec<u32>> {
+    let messages = [Message { role: "user".into(), content: text.into() }];
+    let rendered = tokenizer
+        .chat_template()
+        .render(&messages, true)
+        .map_err(|e| anyhow!("chat template: {e}"))?;
+    let mut ids = tokenizer.encode(&rendered)?;
+    if let Some(bos) = tokenizer.bos_id()
+        && ids.first() != Some(&bos)
+    {
+        ids.insert(0, bos);
+    }
+    Ok(ids)
+}
+
+/// `orpo generate`.
+pub fn generate(model: &str, prompt: &str, mut config: GenerationConfig, device: Device) -> Result<(), Failure> {
+    let dir = resolve_dir(model, "--model")?;
+    let model = LlamaForCausalLM::from_pretrained(&dir, &device)?;
+    let tokenizer = PreferenceTokenizer::from_dir(&dir)?;
+    let ids = prompt_ids(&tokenizer, prompt)?;
+    config.eos_token_ids = model.config.eos_token_ids.clone();
+    if let Some(eos) = tokenizer.eos_id() {
+        config.eos_token_ids.push(eos);
+    }
+    let new = model.generate(&ids, &config);
+    let text = tokenizer
+        .inner()
+        .decode(&new, true)
+        .map_err(|e| anyhow!("decoding: {e}"))?;
+    println!("{}", text.trim_end());
+    Ok(())
+}
+
+/// `orpo data inspect`.
+pub fn inspect(dataset: &str, tokenizer: Option<&str>, split: Option<&str>, json: bool, set: &[String]) -> Result<(), Failure> {
+    let config = OrpoConfig::default().apply_overrides(set).map_err(usage)?;
+    let splits: Vec<String> = match split {
+        Some(s) => vec![s.to_string()],
+        None => list_splits(Path::new(dataset))?.into_iter().map(|s| s.name).collect(),
+    };
+    let tokenizer = match tokenizer {
+        Some(t) => Some(PreferenceTokenizer::from_dir(resolve_dir(t, "--tokenizer")?)?),
+        None => None,
+    };
+    let mut all = serde_json::Map::new();
+    for name in splits {
+        let data = PreferenceDataset::load(dataset, Some(&name), &data_config(&config))?;
+        let value = match &tokenizer {
+            Some(tok) => {
+                let (pairs, report) = data.tokenize(tok, &tokenize_config(&config))?;
+                let summary = summarize(&data, &pairs, &report);
+                if !json {
+                    println!("== split `{name}`\n{summary}");
+                }
+                serde_json::to_value(&summary).expect("summary serialises")
+            }
+            None => {
+                let report = data.load_report();
+                if !json {
+                    println!(
+                        "== split `{name}`: {} rows ({} skipped); pass --tokenizer DIR for token statistics",
+                        data.len(),
+                        report.skipped_total()
+                    );
+                }
+                serde_json::json!({ "rows": data.len(), "load": report })
+            }
+        };
+        all.insert(name, value);
+    }
+    if json {
+        println!("{}", serde_json::Value::Object(all));
+    }
+    Ok(())
+}
+
+/// `orpo export`.
+pub fn export(checkpoint: &str, out: &str, device: Device) -> Result<(), Failure> {
+    let dir = resolve_dir(checkpoint, "--checkpoint")?;
+    let model = LlamaForCausalLM::from_pretrained(&dir, &device)?;
+    let out = PathBuf::from(out);
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let tmp = parent.join(format!(
+        ".{}.tmp-{}",
+        out.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    CausalLm::save_pretrained(&model, &tmp)?;
+    orpo_train::checkpoint::copy_tokenizer_files(&dir, &tmp)?;
+    if out.exists() {
+        std::fs::remove_dir_all(&out)?;
+    }
+    std::fs::rename(&tmp, &out)?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
+}
+
+/// `orpo plot`.
+pub fn plot(run_dir: &str) -> Result<(), Failure> {
+    let run = PathBuf::from(run_dir);
+    let history = read_metrics(&run.join("metrics.jsonl"))
+        .with_context(|| format!("reading {}", run.join("metrics.jsonl").display()))?;
+    for file in orpo_train::plot::write_run_plots(&history, &run.join("plots"))? {
+        println!("{}", file.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,170 @@
+//! `orpo`: ORPO fine-tuning of Llama-family models from the command line.
+//!
+//! Exit codes: 0 success, 2 usage or configuration error, 1 runtime error. Errors print one
+//! message, never a backtrace.
+
+mod commands;
+mod device;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// ORPO (Odds Ratio Preference Optimization) fine-tuning on burn.
+#[derive(Parser, Debug)]
+#[command(name = "orpo", version, about)]
+struct Cli {
+    /// Backend to run on: cpu, wgpu, cuda or cuda:N (among those compiled in).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train with ORPO from a YAML config.
+    Train {
+        /// The YAML config (keys of TRL's ORPOConfig).
+        #[arg(long)]
+        config: String,
+        /// Override a config key: KEY=VALUE (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Continue from the latest checkpoint in output_dir.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Evaluate a model on a preference split; prints the eval_ metrics as JSON (last line).
+    Eval {
+        /// A Hugging Face model directory.
+        #[arg(long)]
+        model: String,
+        /// Dataset path.
+        #[arg(long)]
+        dataset: String,
+        /// Split name (default: test).
+        #[arg(long)]
+        split: Option<String>,
+        /// Override a config key (max_length, beta, per_device_eval_batch_size, ...).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Generate a completion for a prompt (chat template applied).
+    Generate {
+        /// A Hugging Face model directory (with tokenizer files).
+        #[arg(long)]
+        model: String,
+        /// The user message.
+        #[arg(long)]
+        prompt: String,
+        /// Most new tokens.
+        #[arg(long, default_value_t = 64)]
+        max_new_tokens: usize,
+        /// Sampling temperature; 0 is greedy.
+        #[arg(long, default_value_t = 0.0)]
+        temperature: f32,
+        /// Nucleus sampling threshold.
+        #[arg(long)]
+        top_p: Option<f32>,
+        /// Keep the k most likely tokens.
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Sampling seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Dataset tools.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Write a Hugging Face model directory from a checkpoint.
+    Export {
+        /// A checkpoint-<step> directory.
+        #[arg(long)]
+        checkpoint: String,
+        /// The output directory.
+        #[arg(long)]
+        out: String,
+    },
+    /// Draw the plots of a run from its metrics.jsonl into RUN_DIR/plots.
+    Plot {
+        /// The run's output_dir.
+        run_dir: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DataCommand {
+    /// Summarise a dataset: counts, token length percentiles, truncation, duplicates.
+    Inspect {
+        /// Dataset path.
+        #[arg(long)]
+        dataset: String,
+        /// Tokenizer directory (token statistics need one).
+        #[arg(long)]
+        tokenizer: Option<String>,
+        /// Split name (default: every split).
+        #[arg(long)]
+        split: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Override tokenization keys (max_length, max_prompt_length, ...).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic");
+        eprintln!("orpo: internal error: {message}");
+    }));
+    let cli = Cli::parse();
+    let result = std::panic::catch_unwind(|| run(cli));
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(commands::Failure::Usage(e))) => {
+            eprintln!("orpo: error: {e:#}");
+            ExitCode::from(2)
+        }
+        Ok(Err(commands::Failure::Runtime(e))) => {
+            eprintln!("orpo: error: {e:#}");
+            ExitCode::from(1)
+        }
+        Err(_) => ExitCode::from(1),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), commands::Failure> {
+    let device = device::parse_device(&cli.device).map_err(commands::Failure::Usage)?;
+    match cli.command {
+        Command::Train { config, set, resume } => commands::train(&config, &set, resume, device),
+        Command::Eval { model, dataset, split, set } => {
+            commands::eval(&model, &dataset, split.as_deref(), &set, device)
+        }
+        Command::Generate { model, prompt, max_new_tokens, temperature, top_p, top_k, seed } => {
+            let config = orpo_model::GenerationConfig {
+                max_new_tokens,
+                temperature,
+                top_k,
+                top_p,
+                seed,
+                eos_token_ids: Vec::new(),
+            };
+            commands::generate(&model, &prompt, config, device)
+        }
+        Command::Data { command: DataCommand::Inspect { dataset, tokenizer, split, json, set } } => {
+            commands::inspect(&dataset, tokenizer.as_deref(), split.as_deref(), json, &set)
+        }
+        Command::Export { checkpoint, out } => commands::export(&checkpoint, &out, device),
+        Command::Plot { run_dir } => commands::plot(&run_dir),
+    }
+}

@@ -1,0 +1,332 @@
+//! # orpo-loss
+//!
+//! The ORPO loss (Hong et al., 2024, arXiv 2403.07691) and TRL's metrics on any burn backend,
+//! numerically equal to TRL's `ORPOTrainer` (v0.25), with memory-lean log-probabilities.
+//!
+//! For `B` preference pairs the model runs once on `2B` rows (rows `0..B` prompt+chosen, rows
+//! `B..2B` prompt+rejected) and hands its final hidden states and LM head to [`orpo_loss`]:
+//!
+//! - `lc`, `lr`: per-row **mean** log-prob of the completion tokens (labels shifted by one);
+//! - `nll_loss`: token-mean cross-entropy over the chosen rows, over prompt **and** completion
+//!   (TRL, the paper's code), or the completion only with
+//!   [`OrpoLossConfig::nll_on_completion_only`];
+//! - `log_odds = (lc − lr) − (log1mexp(lc) − log1mexp(lr))` in f32 with a stable [`log1mexp`];
+//! - `ratio = log σ(τ·log_odds)`, `loss = nll_loss − λ·mean(ratio)`.
+//!
+//! λ = 0 is plain SFT on the chosen responses.
+//!
+//! ## Memory
+//!
+//! The `[2B, T, V]` logits are never materialised. [`orpo_loss`] makes two passes over the
+//! scored token positions, `chunk_size` at a time, on the inner (non-autodiff) backend:
+//!
+//! 1. a no-grad pass: per-token `logsumexp` and target logit → `lc`, `lr`, NLL, loss value;
+//! 2. with `∂loss/∂lc`, `∂loss/∂lr` known in closed form
+//!    ([`odds_ratio_loss_grads`]), a gradient pass recomputes each chunk's logits and
+//!    accumulates `∂hidden = G Wᵀ`, `∂W += hᵀ G`, `∂b += ΣG` with `G = coef·(onehot − softmax)`;
+//! 3. [`attach_gradient`] splices those gradients into the caller's autodiff graph
+//!    (`loss = value + ⟨x, g⟩ − stopgrad⟨x, g⟩`), so `loss.backward()` continues into the model.
+//!
+//! Peak memory of the loss, for `M` scored tokens (`M ≤ 2B·(T−1)`), chunk size `c`, hidden
+//! size `H`, vocabulary `V`, 4-byte floats: `≈ 4·(k·c·V + 2·H·V + 2·M·H)` bytes, with `k`
+//! between 1 and 3 `[c, V]` chunk temporaries alive at once (logits, softmax, gradient; depends
+//! on how many ops the backend runs in place), the `[H, V]` weight-gradient accumulator plus one
+//! `[H, V]` matmul result, and the hidden-state gradient. It does not grow with `T` beyond the
+//! `M·H` terms. A naive `log_softmax` under autodiff keeps several `[2B·T, V]` tensors instead.
+//! Measured on the flex CPU backend at 8 × 512 tokens, `H = 576`, `V = 49 152` (forward +
+//! backward, peak RSS above the inputs): 276 / 324 / 502 MiB for `c` = 256 / 512 / 1024
+//! against 2 302 MiB for the naive loss (`docs/benchmarks.md`, "Loss memory"). Cost: four
+//! `[c, H] × [H, V]`-sized matmuls per chunk instead of three (about the same wall time on CPU).
+//!
+//! ## Example
+//!
+//! ```
+//! use burn::tensor::{Device, Int, Tensor};
+//! use orpo_loss::{orpo_loss, OrpoInputs, OrpoLossConfig};
+//!
+//! let device = Device::flex().autodiff();
+//! // 1 pair → 2 rows of 4 tokens, hidden size 8, vocabulary 16.
+//! let hidden = Tensor::<3>::random([2, 4, 8], burn::tensor::Distribution::Default, &device).require_grad();
+//! let head = Tensor::<2>::random([8, 16], burn::tensor::Distribution::Default, &device).require_grad();
+//! let inputs = OrpoInputs {
+//!     input_ids: Tensor::<2, Int>::from_data([[1, 2, 3, 4], [1, 2, 5, 0]], &device),
+//!     attention_mask: Tensor::<2, Int>::from_data([[1, 1, 1, 1], [1, 1, 1, 0]], &device),
+//!     completion_mask: Tensor::<2, Int>::from_data([[0, 0, 1, 1], [0, 0, 1, 0]], &device),
+//! };
+//! let out = orpo_loss(hidden.clone(), head.clone(), None, &inputs, &OrpoLossConfig::default());
+//! let grads = out.loss.backward();
+//! assert!(hidden.grad(&grads).is_some() && head.grad(&grads).is_some());
+//! for (name, value) in out.metrics.to_metrics().to_named() {
+//!     println!("{name}: {value}");
+//! }
+//! ```
+
+#![warn(missing_docs)]
+
+mod config;
+mod logps;
+mod metrics;
+mod naive;
+mod odds_ratio;
+
+pub use config::OrpoLossConfig;
+pub use logps::{
+    GradRequest, HeadGrads, RowLogps, TokenSelection, attach_gradient, completion_logps,
+    token_logps, token_logps_backward,
+};
+pub use metrics::{METRIC_NAMES, OrpoMetricTensors, OrpoMetrics};
+pub use naive::naive_orpo_loss;
+pub use odds_ratio::{OddsRatio, expm1, log1mexp, odds_ratio_loss, odds_ratio_loss_grads};
+
+use burn::tensor::{DType, FloatDType, Int, Tensor, TensorData};
+
+/// The token inputs of one ORPO batch of `2B` rows: rows `0..B` are prompt+chosen, rows
+/// `B..2B` prompt+rejected (same order of pairs), all padded to the same length `T`.
+#[derive(Debug, Clone)]
+pub struct OrpoInputs {
+    /// `[2B, T]` token ids (pad positions may hold any valid id).
+    pub input_ids: Tensor<2, Int>,
+    /// `[2B, T]` 1 on real tokens, 0 on padding.
+    pub attention_mask: Tensor<2, Int>,
+    /// `[2B, T]` 1 on completion tokens (TRL: `labels != -100`), 0 on prompt and padding.
+    pub completion_mask: Tensor<2, Int>,
+}
+
+/// What [`orpo_loss`] returns.
+#[derive(Debug, Clone)]
+pub struct OrpoOutput {
+    /// `[1]` the loss `nll_loss − λ·mean(ratio)`; differentiable wrt `hidden`, `head_weight`
+    /// and `head_bias` when those are tracked, f32.
+    pub loss: Tensor<1>,
+    /// Detached `[1]` metric tensors (TRL's names via [`OrpoMetricTensors::to_metrics`]).
+    pub metrics: OrpoMetricTensors,
+}
+
+/// How the loss, per token, sees the batch: which positions are scored and with which weight.
+struct Plan {
+    sel: TokenSelection,
+    /// `[2B, M]` row-major: `1/count_r` where token `k` is a completion token of row `r`.
+    seg: Vec<f32>,
+    /// `[2B]` NaN for a row without completion tokens (TRL's 0/0), else 0.
+    empty_rows: Vec<f32>,
+    /// `[M]` `1/n_nll` on the NLL tokens.
+    nll_w: Vec<f32>,
+    n_nll: usize,
+}
+
+fn plan(inputs: &OrpoInputs, rows: usize, t: usize, nll_on_completion_only: bool) -> Plan {
+    let ids = logps::read_i64(&inputs.input_ids, "input_ids");
+    let att = logps::read_i64(&inputs.attention_mask, "attention_mask");
+    let comp = logps::read_i64(&inputs.completion_mask, "completion_mask");
+    let b = rows / 2;
+    let mut sel = TokenSelection::default();
+    let mut tok_row = Vec::new();
+    let mut tok_comp = Vec::new();
+    let mut tok_nll = Vec::new();
+    let mut counts = vec![0usize; rows];
+    let mut n_nll = 0usize;
+    #[allow(clippy::needless_range_loop)] // r is a row index into three flat arrays
+    for r in 0..rows {
+        for pos in 0..t - 1 {
+            let j = r * t + pos + 1;
+            let is_att = att[j] != 0;
+            let is_comp = is_att && comp[j] != 0;
+            let is_nll = r < b
+                && if nll_on_completion_only {
+                    is_comp
+                } else {
+                    is_att
+                };
+            if is_comp || is_nll {
+                let id = ids[j];
+                assert!(
+                    id >= 0,
+                    "orpo-loss: negative input id {id} at row {r}, position {}",
+                    pos + 1
+                );
+                sel.push(r * t + pos, id as usize);
+                tok_row.push(r);
+                tok_comp.push(is_comp);
+                tok_nll.push(is_nll);
+                counts[r] += is_comp as usize;
+                n_nll += is_nll as usize;
+            }
+        }
+    }
+    let m = sel.len();
+    let mut seg = vec![0f32; rows * m];
+    let mut nll_w = vec![0f32; m];
+    for k in 0..m {
+        if tok_comp[k] {
+            seg[tok_row[k] * m + k] = 1.0 / counts[tok_row[k]] as f32;
+        }
+        if tok_nll[k] {
+            nll_w[k] = 1.0 / n_nll as f32;
+        }
+    }
+    let empty_rows = counts
+        .iter()
+        .map(|&c| if c == 0 { f32::NAN } else { 0.0 })
+        .collect();
+    Plan {
+        sel,
+        seg,
+        empty_rows,
+        nll_w,
+        n_nll,
+    }
+}
+
+/// The ORPO loss and TRL's metrics from the final hidden states and the LM head.
+///
+/// Shapes: `hidden [2B, T, H]` (post final norm: the input of the LM head), `head_weight
+/// [H, V]` (`logits = hidden · head_weight + head_bias`), `head_bias [V]`, `inputs` `[2B, T]`.
+/// Labels are shifted by one (the hidden state at `t` predicts token `t + 1`). Never holds the
+/// `[2B, T, V]` logits: see the crate docs for the algorithm and its peak memory. Gradients are
+/// produced for whichever of `hidden`, `head_weight`, `head_bias` are tracked by autodiff; with
+/// none tracked (evaluation), the gradient pass is skipped.
+///
+/// Reads the three `[2B, T]` input tensors to the host once (to list the scored positions).
+/// A row without completion tokens gives NaN (as TRL's 0/0); `orpo-data` drops such rows.
+///
+/// # Panics
+/// On inconsistent shapes, an odd number of rows, `T < 2`, an invalid config, or a batch with
+/// no scored token at all.
+pub fn orpo_loss(
+    hidden: Tensor<3>,
+    head_weight: Tensor<2>,
+    head_bias: Option<Tensor<1>>,
+    inputs: &OrpoInputs,
+    config: &OrpoLossConfig,
+) -> OrpoOutput {
+    if let Err(e) = config.validate() {
+        panic!("orpo-loss: invalid config: {e}");
+    }
+    let [rows, t, h] = hidden.dims();
+    let [hw, v] = head_weight.dims();
+    assert_eq!(h, hw, "orpo-loss: hidden size {h} != head_weight rows {hw}");
+    if let Some(b) = &head_bias {
+        assert_eq!(b.dims(), [v], "orpo-loss: head_bias must be [V] = [{v}]");
+    }
+    assert!(
+        rows >= 2 && rows % 2 == 0,
+        "orpo-loss: need 2B rows, got {rows}"
+    );
+    assert!(t >= 2, "orpo-loss: need at least 2 positions, got T = {t}");
+    for (name, m) in [
+        ("input_ids", &inputs.input_ids),
+        ("attention_mask", &inputs.attention_mask),
+        ("completion_mask", &inputs.completion_mask),
+    ] {
+        assert_eq!(
+            m.dims(),
+            [rows, t],
+            "orpo-loss: {name} must be [{rows}, {t}]"
+        );
+    }
+    let b = rows / 2;
+    let (beta, tau) = (config.beta, config.orpo_beta);
+
+    let p = plan(inputs, rows, t, config.nll_on_completion_only);
+    assert!(
+        !p.sel.is_empty(),
+        "orpo-loss: no token to score in this batch"
+    );
+    let m = p.sel.len();
+
+    let hid = hidden.clone().inner();
+    let w = head_weight.clone().inner();
+    let bias = head_bias.clone().map(|b| b.inner());
+    let device = hid.device();
+    let f32_opts = (&device, DType::F32);
+    let flat = hid.clone().reshape([rows * t, h]);
+
+    // Pass 1 (no grad): per-token log-probs → lc, lr, NLL.
+    let logp = token_logps(&flat, &w, bias.as_ref(), &p.sel, config.chunk_size);
+    let seg = Tensor::<2>::from_data(TensorData::new(p.seg, [rows, m]), f32_opts);
+    let empty = Tensor::<1>::from_data(TensorData::new(p.empty_rows, [rows]), f32_opts);
+    let nll_w = Tensor::<1>::from_data(TensorData::new(p.nll_w, [m]), f32_opts);
+    let row_logps = seg
+        .clone()
+        .matmul(logp.clone().reshape([m, 1]))
+        .reshape([rows])
+        + empty;
+    let lc = row_logps.clone().slice_dim(0, 0..b);
+    let lr = row_logps.slice_dim(0, b..rows);
+    let nan_if_no_nll = if p.n_nll == 0 { f32::NAN } else { 0.0 };
+    let nll = (nll_w.clone() * logp).sum().neg().add_scalar(nan_if_no_nll);
+
+    let or = odds_ratio_loss(lc.clone(), lr.clone(), beta, tau);
+    let value = nll.clone() + or.loss.clone();
+
+    // Metrics (detached, inner device). The logit means use Σ_v (h·W + b)_v = h·(W 1) + Σ b,
+    // over positions 0..T−1 of each half (TRL: logits[:, :-1, :]), without any [.., V] tensor.
+    let w_rowsum = w.clone().cast(FloatDType::F32).sum_dim(1); // [H, 1]
+    let bias_mean = bias
+        .as_ref()
+        .map(|b| b.clone().cast(FloatDType::F32).mean());
+    let logits_mean = |range: core::ops::Range<usize>| {
+        let n = (range.len() * (t - 1) * v) as f64;
+        let hs = hid
+            .clone()
+            .slice([range, 0..t - 1])
+            .cast(FloatDType::F32)
+            .sum_dims(&[0, 1])
+            .reshape([1, h]);
+        let mean = hs.matmul(w_rowsum.clone()).reshape([1]).div_scalar(n);
+        match &bias_mean {
+            Some(bm) => mean + bm.clone(),
+            None => mean,
+        }
+    };
+    let rc = lc.clone().mul_scalar(beta);
+    let rr = lr.clone().mul_scalar(beta);
+    let metrics = OrpoMetricTensors {
+        rewards_chosen: rc.clone().mean(),
+        rewards_rejected: rr.clone().mean(),
+        rewards_accuracies: rc.clone().greater(rr.clone()).float().mean(),
+        rewards_margins: (rc - rr).mean(),
+        logps_chosen: lc.clone().mean(),
+        logps_rejected: lr.clone().mean(),
+        logits_chosen: logits_mean(0..b),
+        logits_rejected: logits_mean(b..rows),
+        nll_loss: nll,
+        log_odds_ratio: or.ratio.mean(),
+        log_odds_chosen: or.log_odds.mean(),
+    };
+
+    // Pass 2: gradients, only for what the caller tracks.
+    let request = GradRequest {
+        hidden: hidden.is_tracked(),
+        weight: head_weight.is_tracked(),
+        bias: head_bias.as_ref().is_some_and(|b| b.is_tracked()),
+    };
+    let mut loss = value.clone();
+    if request.hidden || request.weight || request.bias {
+        let (d_lc, d_lr) = odds_ratio_loss_grads(lc, lr, beta, tau);
+        let d_rows = Tensor::cat(vec![d_lc, d_lr], 0).reshape([1, rows]);
+        // ∂loss/∂logp_k = Σ_r ∂loss/∂l_r · seg[r, k] − nll_w[k]
+        let coef = d_rows.matmul(seg).reshape([m]) - nll_w;
+        let grads = token_logps_backward(
+            &flat,
+            &w,
+            bias.as_ref(),
+            &p.sel,
+            &coef,
+            config.chunk_size,
+            request,
+        );
+        if let Some(g) = grads.hidden {
+            loss = attach_gradient(loss, &hidden, g.reshape([rows, t, h]));
+        }
+        if let Some(g) = grads.weight {
+            loss = attach_gradient(loss, &head_weight, g);
+        }
+        if let (Some(g), Some(bias_t)) = (grads.bias, head_bias.as_ref()) {
+            loss = attach_gradient(loss, bias_t, g);
+        }
+    } else if hidden.is_autodiff() {
+        loss = loss.autodiff();
+    }
+    OrpoOutput { loss, metrics }
+}

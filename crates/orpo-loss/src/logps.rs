@@ -1,0 +1,324 @@
+//! Chunked token log-probabilities through the LM head, without ever materialising the
+//! `[rows, seq, vocab]` logits, and their gradients computed chunk by chunk.
+//!
+//! The pieces are backend-generic and public so that other objectives (DPO, SimPO, plain SFT)
+//! can reuse them:
+//! - [`TokenSelection`]: which hidden-state rows to score, against which target token;
+//! - [`token_logps`]: `log softmax(h W + b)[target]` per selected row, no gradient;
+//! - [`token_logps_backward`]: the gradient of `Σ_k coef_k · logp_k` wrt hidden, `W` and `b`;
+//! - [`attach_gradient`]: splices a precomputed gradient into an autodiff graph;
+//! - [`completion_logps`]: per-row sum and count of completion-token log-probs.
+//!
+//! Everything runs on the inner (non-autodiff) backend, so no chunk leaves saved intermediates
+//! behind; each chunk's `[chunk, V]` temporaries are freed before the next one starts.
+
+use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Int, Tensor, TensorData};
+
+/// Hidden-state rows to score and their target token ids (host side, built once per batch).
+///
+/// `positions[k]` indexes the flattened `[rows · seq, H]` hidden states; `targets[k]` is the
+/// token that row predicts (for a causal LM: the input id one position later).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenSelection {
+    /// Row indices into the flattened hidden states, `k = 0..M`.
+    pub positions: Vec<usize>,
+    /// Target vocabulary ids, same length as `positions`.
+    pub targets: Vec<usize>,
+}
+
+impl TokenSelection {
+    /// Number of selected tokens `M`.
+    pub fn len(&self) -> usize {
+        self.positions.len()
+    }
+
+    /// `true` when nothing is selected.
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
+    }
+
+    /// Adds one token.
+    pub fn push(&mut self, position: usize, target: usize) {
+        self.positions.push(position);
+        self.targets.push(target);
+    }
+
+    fn tensors(&self, device: &burn::tensor::Device) -> (Tensor<1, Int>, Tensor<1, Int>) {
+        let m = self.len();
+        let pos: Vec<i64> = self.positions.iter().map(|&p| p as i64).collect();
+        let tgt: Vec<i64> = self.targets.iter().map(|&t| t as i64).collect();
+        (
+            Tensor::from_data(TensorData::new(pos, [m]), device),
+            Tensor::from_data(TensorData::new(tgt, [m]), device),
+        )
+    }
+}
+
+/// Which gradients [`token_logps_backward`] should compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GradRequest {
+    /// Gradient wrt the hidden states.
+    pub hidden: bool,
+    /// Gradient wrt the head weight `[H, V]` (skip it for a frozen head: saves one matmul per chunk).
+    pub weight: bool,
+    /// Gradient wrt the head bias `[V]` (ignored without a bias).
+    pub bias: bool,
+}
+
+impl GradRequest {
+    /// All gradients.
+    pub const ALL: Self = Self {
+        hidden: true,
+        weight: true,
+        bias: true,
+    };
+}
+
+/// Gradients of `Σ_k coef_k · logp_k` wrt the LM-head inputs (on the inner, non-autodiff backend).
+#[derive(Debug, Clone)]
+pub struct HeadGrads {
+    /// `[N, H]`, flattened hidden states (zero on rows that were not selected).
+    pub hidden: Option<Tensor<2>>,
+    /// `[H, V]`.
+    pub weight: Option<Tensor<2>>,
+    /// `[V]`.
+    pub bias: Option<Tensor<1>>,
+}
+
+/// `[c, H] -> [c, V]` f32 logits of one chunk.
+fn chunk_logits(h: Tensor<2>, w: &Tensor<2>, b: Option<&Tensor<1>>) -> Tensor<2> {
+    let mut z = h.matmul(w.clone());
+    if let Some(b) = b {
+        z = z + b.clone().unsqueeze_dim::<2>(0);
+    }
+    z.cast(FloatDType::F32)
+}
+
+/// `[c, V] -> [c, 1]` `logsumexp` along the vocabulary, max-shifted.
+fn logsumexp(z: &Tensor<2>) -> Tensor<2> {
+    let max = z.clone().max_dim(1);
+    (z.clone() - max.clone()).exp().sum_dim(1).log() + max
+}
+
+fn chunk_ranges(m: usize, chunk_size: usize) -> impl Iterator<Item = (usize, usize)> {
+    let chunk_size = chunk_size.max(1);
+    (0..m.div_ceil(chunk_size)).map(move |i| (i * chunk_size, ((i + 1) * chunk_size).min(m)))
+}
+
+/// `log softmax(h_k W + b)[target_k]` for every selected token, `chunk_size` tokens at a time.
+///
+/// Shapes: `hidden_flat [N, H]`, `head_weight [H, V]`, `head_bias [V]` → `[M]` f32 on the
+/// inner (non-autodiff) device: the result carries no gradient. Peak extra memory:
+/// about `3 · chunk_size · V · 4` bytes plus `M · H` for the gathered rows of one chunk.
+///
+/// # Panics
+/// If the selection is empty.
+pub fn token_logps(
+    hidden_flat: &Tensor<2>,
+    head_weight: &Tensor<2>,
+    head_bias: Option<&Tensor<1>>,
+    selection: &TokenSelection,
+    chunk_size: usize,
+) -> Tensor<1> {
+    assert!(!selection.is_empty(), "token_logps: empty token selection");
+    let h = hidden_flat.clone().inner();
+    let w = head_weight.clone().inner();
+    let b = head_bias.map(|b| b.clone().inner());
+    let (pos, tgt) = selection.tensors(&h.device());
+    let mut parts = Vec::new();
+    for (s, e) in chunk_ranges(selection.len(), chunk_size) {
+        let c = e - s;
+        let hc = h.clone().select(0, pos.clone().slice_dim(0, s..e));
+        let z = chunk_logits(hc, &w, b.as_ref());
+        let lse = logsumexp(&z);
+        let picked = z.gather(1, tgt.clone().slice_dim(0, s..e).reshape([c, 1]));
+        parts.push((picked - lse).reshape([c]));
+    }
+    Tensor::cat(parts, 0)
+}
+
+/// Gradient of `Σ_k coef_k · logp_k` (logp as in [`token_logps`]) wrt hidden, `W` and `b`.
+///
+/// Recomputes each chunk's logits and uses `∂logp_k/∂z_k = onehot(target_k) − softmax(z_k)`:
+/// `G = coef ⊙ (onehot − p)` `[c, V]`, then `∂h = G Wᵀ`, `∂W += hᵀ G`, `∂b += Σ_rows G`.
+/// `coef` is `[M]`. Results are on the inner device, in the dtype of the inputs. Peak extra
+/// memory: about `3 · chunk_size · V · 4` bytes plus the `[H, V]` and `[N, H]` accumulators.
+///
+/// # Panics
+/// If the selection is empty.
+pub fn token_logps_backward(
+    hidden_flat: &Tensor<2>,
+    head_weight: &Tensor<2>,
+    head_bias: Option<&Tensor<1>>,
+    selection: &TokenSelection,
+    coef: &Tensor<1>,
+    chunk_size: usize,
+    request: GradRequest,
+) -> HeadGrads {
+    assert!(
+        !selection.is_empty(),
+        "token_logps_backward: empty token selection"
+    );
+    let h = hidden_flat.clone().inner();
+    let w = head_weight.clone().inner();
+    let b = head_bias.map(|b| b.clone().inner());
+    let coef = coef.clone().inner().cast(FloatDType::F32);
+    let device = h.device();
+    let dtype = h.dtype();
+    let [n, hd] = h.dims();
+    let [_, v] = w.dims();
+    let (pos, tgt) = selection.tensors(&device);
+
+    let mut grad_h_parts = Vec::new();
+    let mut grad_w: Option<Tensor<2>> = None;
+    let mut grad_b: Option<Tensor<1>> = None;
+    let want_b = request.bias && b.is_some();
+    for (s, e) in chunk_ranges(selection.len(), chunk_size) {
+        let c = e - s;
+        let hc = h.clone().select(0, pos.clone().slice_dim(0, s..e));
+        let z = chunk_logits(hc.clone(), &w, b.as_ref());
+        let lse = logsumexp(&z);
+        let ck = coef.clone().slice_dim(0, s..e).reshape([c, 1]);
+        // G = coef·onehot − coef·softmax
+        let g = (z - lse).exp() * ck.clone().neg();
+        let g = g.scatter(
+            1,
+            tgt.clone().slice_dim(0, s..e).reshape([c, 1]),
+            ck,
+            IndexingUpdateOp::Add,
+        );
+        if want_b {
+            let gb = g.clone().sum_dim(0).reshape([v]);
+            grad_b = Some(match grad_b {
+                Some(acc) => acc + gb,
+                None => gb,
+            });
+        }
+        let g = g.cast(dtype);
+        if request.weight {
+            let gw = hc.transpose().matmul(g.clone());
+            grad_w = Some(match grad_w {
+                Some(acc) => acc + gw,
+                None => gw,
+            });
+        }
+        if request.hidden {
+            grad_h_parts.push(g.matmul(w.clone().transpose()));
+        }
+    }
+    let hidden = request.hidden.then(|| {
+        Tensor::<2>::zeros([n, hd], (&device, dtype)).select_assign(
+            0,
+            pos,
+            Tensor::cat(grad_h_parts, 0),
+            IndexingUpdateOp::Add,
+        )
+    });
+    HeadGrads {
+        hidden,
+        weight: grad_w,
+        bias: grad_b.map(|g| g.cast(dtype)),
+    }
+}
+
+/// Returns `value + ⟨x, grad⟩ − stopgrad(⟨x, grad⟩)`: numerically `value` (exactly, for a
+/// finite inner product), while backward delivers `grad` to `x`.
+///
+/// This is how a gradient computed outside the autodiff graph (by [`token_logps_backward`])
+/// re-enters it: call it once per input (hidden states, head weight, head bias). `value` is `[1]`
+/// (any device kind); `x` is the tracked autodiff tensor; `grad` has the shape of `x` and may
+/// live on the inner backend. If `x` is not tracked, `value` is returned unchanged.
+pub fn attach_gradient<const D: usize>(
+    value: Tensor<1>,
+    x: &Tensor<D>,
+    grad: Tensor<D>,
+) -> Tensor<1> {
+    if !x.is_tracked() {
+        return value;
+    }
+    let grad = grad.inner().cast(x.dtype());
+    let s = (x.clone() * grad).sum();
+    let zero = s.clone() - s.detach();
+    zero.cast(FloatDType::F32) + value
+}
+
+/// Per-row sum and count of selected-token log-probs.
+#[derive(Debug, Clone)]
+pub struct RowLogps {
+    /// `[R]` sum of the log-probs of the row's selected tokens.
+    pub sum: Tensor<1>,
+    /// `[R]` number of selected tokens of the row (as f32).
+    pub count: Tensor<1>,
+}
+
+impl RowLogps {
+    /// `[R]` mean log-prob per row (`sum / count`; NaN for a row without tokens, like TRL).
+    pub fn mean(&self) -> Tensor<1> {
+        self.sum.clone() / self.count.clone()
+    }
+}
+
+/// Reads a `[R, T]` integer tensor to the host as `i64`.
+pub(crate) fn read_i64(t: &Tensor<2, Int>, what: &str) -> Vec<i64> {
+    t.clone()
+        .inner()
+        .try_into_vec_as::<i64>()
+        .unwrap_or_else(|e| panic!("orpo-loss: cannot read {what}: {e:?}"))
+}
+
+/// Per-row sum and count of completion-token log-probs of a causal LM, chunked (no gradient).
+///
+/// `hidden [R, T, H]` final hidden states, `head_weight [H, V]`, `head_bias [V]`,
+/// `input_ids [R, T]`, `completion_mask [R, T]` (non-zero on the tokens to score). Labels are
+/// shifted: the hidden state at `t` scores `input_ids[t + 1]`, counted when
+/// `completion_mask[t + 1] != 0` (AND your attention mask into it beforehand). The mean is
+/// [`RowLogps::mean`], TRL's `get_batch_logps(average_log_prob=True)`. For a differentiable
+/// version, use [`token_logps_backward`] + [`attach_gradient`] as [`crate::orpo_loss`] does.
+///
+/// # Panics
+/// On mismatched shapes or if no row has a completion token.
+pub fn completion_logps(
+    hidden: &Tensor<3>,
+    head_weight: &Tensor<2>,
+    head_bias: Option<&Tensor<1>>,
+    input_ids: &Tensor<2, Int>,
+    completion_mask: &Tensor<2, Int>,
+    chunk_size: usize,
+) -> RowLogps {
+    let [r, t, h] = hidden.dims();
+    assert_eq!(input_ids.dims(), [r, t], "input_ids must be [R, T]");
+    assert_eq!(
+        completion_mask.dims(),
+        [r, t],
+        "completion_mask must be [R, T]"
+    );
+    let ids = read_i64(input_ids, "input_ids");
+    let mask = read_i64(completion_mask, "completion_mask");
+    let mut sel = TokenSelection::default();
+    let mut seg = Vec::new();
+    let mut counts = vec![0f32; r];
+    #[allow(clippy::needless_range_loop)] // row indexes the flat [R, T] arrays too
+    for row in 0..r {
+        for pos in 0..t.saturating_sub(1) {
+            let j = row * t + pos + 1;
+            if mask[j] != 0 {
+                sel.push(row * t + pos, ids[j] as usize);
+                seg.push(row);
+                counts[row] += 1.0;
+            }
+        }
+    }
+    let device = hidden.clone().inner().device();
+    let flat = hidden.clone().inner().reshape([r * t, h]);
+    let logp = token_logps(&flat, head_weight, head_bias, &sel, chunk_size);
+    let m = sel.len();
+    let mut s = vec![0f32; r * m];
+    for (k, &row) in seg.iter().enumerate() {
+        s[row * m + k] = 1.0;
+    }
+    let s = Tensor::<2>::from_data(TensorData::new(s, [r, m]), (&device, DType::F32));
+    RowLogps {
+        sum: s.matmul(logp.reshape([m, 1])).reshape([r]),
+        count: Tensor::from_data(TensorData::new(counts, [r]), (&device, DType::F32)),
+    }
+}

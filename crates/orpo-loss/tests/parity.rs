@@ -1,0 +1,154 @@
+//! Parity with TRL 0.25's `ORPOTrainer` on the fixtures of `scripts/make_loss_fixtures.py`
+//! (workspace root; writes `tests/fixtures/loss/`).
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use orpo_loss::{METRIC_NAMES, OrpoInputs, OrpoLossConfig, orpo_loss};
+use serde_json::Value;
+
+fn flatten(v: &Value, out: &mut Vec<f64>, shape: &mut Vec<usize>, depth: usize) {
+    match v {
+        Value::Array(items) => {
+            if shape.len() == depth {
+                shape.push(items.len());
+            }
+            for it in items {
+                flatten(it, out, shape, depth + 1);
+            }
+        }
+        Value::Number(n) => out.push(n.as_f64().unwrap()),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn array(v: &Value) -> (Vec<f64>, Vec<usize>) {
+    let (mut out, mut shape) = (Vec::new(), Vec::new());
+    flatten(v, &mut out, &mut shape, 0);
+    (out, shape)
+}
+
+fn float<const D: usize>(v: &Value, device: &Device) -> Tensor<D> {
+    let (data, shape) = array(v);
+    let data: Vec<f32> = data.into_iter().map(|x| x as f32).collect();
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+fn int(v: &Value, device: &Device) -> Tensor<2, Int> {
+    let (data, shape) = array(v);
+    let data: Vec<i64> = data.into_iter().map(|x| x as i64).collect();
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+fn assert_grad_close(name: &str, got: Tensor<2>, want: &Value, tol: f64) {
+    let got: Vec<f64> = got.into_data().convert::<f64>().try_to_vec().unwrap();
+    let (want, _) = array(want);
+    assert_eq!(got.len(), want.len(), "{name}: length");
+    let scale = want.iter().fold(0f64, |m, x| m.max(x.abs())).max(1e-12);
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (g - w).abs() / scale)
+        .fold(0f64, f64::max);
+    assert!(
+        worst <= tol,
+        "{name}: max |diff| / max |ref| = {worst:e} > {tol:e}"
+    );
+    eprintln!("{name}: max |diff| / max |ref| = {worst:e}");
+}
+
+fn run_case(file: &str, chunk_size: usize) {
+    let path = format!(
+        "{}/../../tests/fixtures/loss/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let device = Device::flex().autodiff();
+    let hidden = float::<3>(&doc["hidden"], &device).require_grad();
+    let weight = float::<2>(&doc["head_weight"], &device).require_grad();
+    let bias = doc
+        .get("head_bias")
+        .map(|b| float::<1>(b, &device).require_grad());
+    let inputs = OrpoInputs {
+        input_ids: int(&doc["input_ids"], &device),
+        attention_mask: int(&doc["attention_mask"], &device),
+        completion_mask: int(&doc["completion_mask"], &device),
+    };
+    let c = &doc["config"];
+    let config = OrpoLossConfig {
+        beta: c["beta"].as_f64().unwrap(),
+        orpo_beta: c["orpo_beta"].as_f64().unwrap(),
+        nll_on_completion_only: c["nll_on_completion_only"].as_bool().unwrap(),
+        chunk_size,
+    };
+    let out = orpo_loss(
+        hidden.clone(),
+        weight.clone(),
+        bias.clone(),
+        &inputs,
+        &config,
+    );
+
+    // Metrics and loss: 1e-5 relative (relative to max(|ref|, 1) for values near 0, e.g. the
+    // logit means, whose summation order differs from torch's).
+    let metrics = out.metrics.to_metrics();
+    let check = |name: &str, got: f64, want: f64| {
+        let err = (got - want).abs() / want.abs().max(1.0);
+        assert!(
+            err <= 1e-5,
+            "{file}: {name}: got {got}, want {want} (rel err {err:e})"
+        );
+    };
+    for name in METRIC_NAMES {
+        let want = doc["metrics"][name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("fixture lacks {name}"));
+        check(name, metrics.get(name).unwrap(), want);
+    }
+    let loss: f64 = out.loss.clone().into_scalar::<f32>() as f64;
+    check("loss", loss, doc["loss"].as_f64().unwrap());
+
+    let grads = out.loss.backward();
+    let gh = hidden.grad(&grads).expect("hidden grad");
+    let [r, t, h] = gh.dims();
+    assert_grad_close(
+        &format!("{file} grad_hidden"),
+        gh.reshape([r * t, h]),
+        &doc["grad_hidden"],
+        1e-4,
+    );
+    assert_grad_close(
+        &format!("{file} grad_head_weight"),
+        weight.grad(&grads).expect("weight grad"),
+        &doc["grad_head_weight"],
+        1e-4,
+    );
+    if let Some(b) = bias {
+        let gb = b.grad(&grads).expect("bias grad");
+        let [v] = gb.dims();
+        assert_grad_close(
+            &format!("{file} grad_head_bias"),
+            gb.reshape([1, v]),
+            &doc["grad_head_bias"],
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn trl_beta_0_1() {
+    run_case("trl_beta0.1.json", 1024);
+}
+
+#[test]
+fn trl_beta_0_1_small_chunks() {
+    run_case("trl_beta0.1.json", 5);
+}
+
+#[test]
+fn nll_on_completion_only() {
+    run_case("completion_nll_beta0.1.json", 7);
+}
+
+#[test]
+fn tau_and_bias() {
+    run_case("tau2_bias_beta0.5.json", 3);
+}
