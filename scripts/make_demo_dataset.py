@@ -68,6 +68,33 @@ def make_pairs():
     return rows[:N_TRAIN], rows[N_TRAIN:]
 
 
+def make_small_pairs():
+    """Single-digit sums and differences (minuend up to 18): 245 distinct questions, each asked
+    many times with different wrong answers. The held-out split holds pairs not in the training
+    split (same questions, other wrong answers or orders): the preference is learnable by a
+    tiny model from scratch in a few minutes, which the 2-digit set is not."""
+    rng = random.Random(SEED + 1)
+    questions = [(a, "+", b) for a in range(10) for b in range(10)]
+    questions += [(a, "-", b) for a in range(19) for b in range(10) if a >= b]
+    combos = set()
+    for a, op, b in questions:
+        right = a + b if op == "+" else a - b
+        for _ in range(40):
+            combos.add((a, op, b, wrong_answer(rng, right)))
+    combos = sorted(combos)
+    rng.shuffle(combos)
+    test, rest = combos[:N_TEST], combos[N_TEST:]
+    train = [rng.choice(rest) for _ in range(N_TRAIN)]  # with replacement: ~1000 distinct pairs
+
+    def row(i, c):
+        a, op, b, wrong = c
+        right = a + b if op == "+" else a - b
+        return {"id": i, "op": op, "question": f"What is {a} {op} {b}?",
+                "right": f"{a} {op} {b} = {right}.", "wrong": f"{a} {op} {b} = {wrong}."}
+
+    return [row(i, c) for i, c in enumerate(train)], [row(i, c) for i, c in enumerate(test)]
+
+
 def write(table: pa.Table, name: str, split: str):
     out = os.path.join(ROOT, name, "data")
     os.makedirs(out, exist_ok=True)
@@ -78,6 +105,16 @@ def write(table: pa.Table, name: str, split: str):
 
 def main():
     msg = pa.struct([("content", pa.string()), ("role", pa.string())])
+    for split, rows in zip(["train", "test"], make_small_pairs()):
+        def conv_small(r, answer):
+            return [{"content": r["question"], "role": "user"},
+                    {"content": answer, "role": "assistant"}]
+        chat = pa.table({
+            "id": pa.array([r["id"] for r in rows], pa.int64()),
+            "chosen": pa.array([conv_small(r, r["right"]) for r in rows], pa.list_(msg)),
+            "rejected": pa.array([conv_small(r, r["wrong"]) for r in rows], pa.list_(msg)),
+        })
+        write(chat, "arith-small-chat", split)
     for split, rows in zip(["train", "test"], make_pairs()):
         standard = pa.table(
             {

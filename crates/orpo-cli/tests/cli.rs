@@ -68,7 +68,7 @@ fn train_eval_generate_export_plot_inspect() {
     assert!(metrics.contains("\"eval_rewards/accuracies\"") && metrics.contains("\"learning_rate\""));
 
     let final_dir = out.join("final").display().to_string();
-    let (code, stdout, err) = orpo(&["eval", "--model", &final_dir, "--dataset", "datasets/arith-prefs-chat", "--set", "max_length=64"]);
+    let (code, stdout, err) = orpo(&["eval", "--model", &final_dir, "--dataset", "datasets/arith-prefs-chat", "--set", "max_length=64", "--set", "max_prompt_length=48"]);
     assert_eq!(code, 0, "{err}");
     let eval: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert!(eval["eval_rewards/accuracies"].as_f64().is_some(), "{stdout}");

@@ -11,11 +11,20 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn trainer(out: &Path, resume: bool) -> OrpoTrainer<LlamaForCausalLM> {
-    let device = Device::flex().autodiff();
+/// A freshly initialised tiny model saved to disk, so that every run starts from the same
+/// weights whatever else the (process-global) RNG is doing in parallel tests.
+fn initial_model(dir: &Path) {
+    let device = Device::flex();
     device.seed(3);
     let config = LlamaConfig::from_file(root().join("tests/fixtures/tiny-model/config.json")).unwrap();
-    let model = LlamaForCausalLM::init(&config, &device);
+    LlamaForCausalLM::init(&config, &device)
+        .save_pretrained(dir, orpo_model::SaveDtype::F32)
+        .unwrap();
+}
+
+fn trainer(out: &Path, init: &Path, resume: bool) -> OrpoTrainer<LlamaForCausalLM> {
+    let device = Device::flex().autodiff();
+    let model = LlamaForCausalLM::from_pretrained(init, &device).unwrap();
     let tok_dir = root().join("datasets/arith-prefs/tokenizer");
     let tokenizer = PreferenceTokenizer::from_dir(&tok_dir).unwrap();
     let data = PreferenceDataset::load(
@@ -51,18 +60,20 @@ fn weights(dir: &Path) -> Vec<u8> {
 
 #[test]
 fn resumed_run_reaches_the_same_weights_and_metrics() {
+    let init = tempfile::tempdir().unwrap();
+    initial_model(init.path());
     let a = tempfile::tempdir().unwrap();
-    trainer(a.path(), false).train().unwrap();
+    trainer(a.path(), init.path(), false).train().unwrap();
 
     let b = tempfile::tempdir().unwrap();
-    trainer(b.path(), false).train().unwrap();
+    trainer(b.path(), init.path(), false).train().unwrap();
     // Pretend the run died after checkpoint-3: drop what came later.
     std::fs::remove_dir_all(b.path().join("checkpoint-6")).unwrap();
     std::fs::remove_dir_all(b.path().join("final")).unwrap();
     // Without --resume an existing run is refused.
-    let err = trainer(b.path(), false).train().unwrap_err().to_string();
+    let err = trainer(b.path(), init.path(), false).train().unwrap_err().to_string();
     assert!(err.contains("already holds a run"), "{err}");
-    trainer(b.path(), true).train().unwrap();
+    trainer(b.path(), init.path(), true).train().unwrap();
 
     assert_eq!(weights(&a.path().join("final")), weights(&b.path().join("final")));
     let ma = read_metrics(&a.path().join("metrics.jsonl")).unwrap();
@@ -74,8 +85,10 @@ fn resumed_run_reaches_the_same_weights_and_metrics() {
 
 #[test]
 fn outputs_are_hf_layout_with_tokenizer_and_plots() {
+    let init = tempfile::tempdir().unwrap();
+    initial_model(init.path());
     let out = tempfile::tempdir().unwrap();
-    let summary = trainer(out.path(), false).train().unwrap();
+    let summary = trainer(out.path(), init.path(), false).train().unwrap();
     assert_eq!(summary.global_step, 6);
     for file in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
         assert!(out.path().join("final").join(file).is_file(), "final/{file}");
