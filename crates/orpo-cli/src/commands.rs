@@ -4,9 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
 use burn::tensor::Device;
-use orpo_data::{DataConfig, Message, PreferenceDataset, PreferenceTokenizer, list_splits, summarize};
+use orpo_data::{
+    DataConfig, Message, PreferenceDataset, PreferenceTokenizer, list_splits, summarize,
+};
 use orpo_model::{GenerationConfig, LlamaConfig, LlamaForCausalLM};
-use orpo_train::{CausalLm, OrpoConfig, OrpoTrainer, evaluate_pairs, read_metrics, tokenize_config};
+use orpo_train::{
+    CausalLm, OrpoConfig, OrpoTrainer, evaluate_pairs, read_metrics, tokenize_config,
+};
 
 /// How a command failed: a usage or configuration error (exit 2) or a runtime error (exit 1).
 pub enum Failure {
@@ -45,7 +49,9 @@ fn resolve_dir(name: &str, what: &str) -> Result<PathBuf, Failure> {
         return Ok(path);
     }
     if path.exists() {
-        return Err(usage(anyhow!("{what} `{name}` is a file; expected a directory")));
+        return Err(usage(anyhow!(
+            "{what} `{name}` is a file; expected a directory"
+        )));
     }
     if name.split('/').count() == 2 && !name.starts_with('.') && !name.starts_with('/') {
         return Err(usage(anyhow!(
@@ -74,7 +80,12 @@ fn has_split(dataset: &str, split: &str) -> bool {
 }
 
 /// `orpo train`.
-pub fn train(config_path: &str, set: &[String], resume: bool, device: Device) -> Result<(), Failure> {
+pub fn train(
+    config_path: &str,
+    set: &[String],
+    resume: bool,
+    device: Device,
+) -> Result<(), Failure> {
     let config = OrpoConfig::from_yaml_file(config_path)
         .and_then(|c| c.apply_overrides(set))
         .map_err(usage)?;
@@ -102,7 +113,9 @@ pub fn train(config_path: &str, set: &[String], resume: bool, device: Device) ->
         (Some(t), _) => resolve_dir(t, "tokenizer_name_or_path")?,
         (None, Some(d)) => d.clone(),
         (None, None) => {
-            return Err(usage(anyhow!("{config_path}: set `tokenizer_name_or_path`")));
+            return Err(usage(anyhow!(
+                "{config_path}: set `tokenizer_name_or_path`"
+            )));
         }
     };
     let tokenizer = PreferenceTokenizer::from_dir(&tokenizer_dir)
@@ -111,7 +124,11 @@ pub fn train(config_path: &str, set: &[String], resume: bool, device: Device) ->
         .dataset
         .clone()
         .ok_or_else(|| usage(anyhow!("{config_path}: set `dataset`")))?;
-    let train = PreferenceDataset::load(&dataset, Some(&config.dataset_train_split), &data_config(&config))?;
+    let train = PreferenceDataset::load(
+        &dataset,
+        Some(&config.dataset_train_split),
+        &data_config(&config),
+    )?;
     let test_split = config.dataset_test_split.clone();
     let mut trainer = OrpoTrainer::new(model, config.clone(), train, tokenizer)?
         .with_tokenizer_dir(&tokenizer_dir)
@@ -131,12 +148,21 @@ pub fn train(config_path: &str, set: &[String], resume: bool, device: Device) ->
     );
     let summary = trainer.train()?;
     eprintln!("final model: {}", summary.final_model_dir.display());
-    println!("{}", serde_json::to_string(&summary).expect("summary serialises"));
+    println!(
+        "{}",
+        serde_json::to_string(&summary).expect("summary serialises")
+    );
     Ok(())
 }
 
 /// `orpo eval`.
-pub fn eval(model: &str, dataset: &str, split: Option<&str>, set: &[String], device: Device) -> Result<(), Failure> {
+pub fn eval(
+    model: &str,
+    dataset: &str,
+    split: Option<&str>,
+    set: &[String],
+    device: Device,
+) -> Result<(), Failure> {
     let config = OrpoConfig::default().apply_overrides(set).map_err(usage)?;
     let dir = resolve_dir(model, "--model")?;
     let model = LlamaForCausalLM::from_pretrained(&dir, &device)?;
@@ -145,18 +171,26 @@ pub fn eval(model: &str, dataset: &str, split: Option<&str>, set: &[String], dev
     let data = PreferenceDataset::load(dataset, Some(split), &data_config(&config))?;
     let (pairs, report) = data.tokenize(&tokenizer, &tokenize_config(&config))?;
     if pairs.is_empty() {
-        return Err(Failure::Runtime(anyhow!("{dataset} [{split}]: no usable pair ({report:?})")));
+        return Err(Failure::Runtime(anyhow!(
+            "{dataset} [{split}]: no usable pair ({report:?})"
+        )));
     }
     let mut metrics = evaluate_pairs(&model, &pairs, tokenizer.padding_id(), &config);
     metrics.insert("eval_samples".into(), pairs.len() as f64);
     eprintln!("evaluated {} pairs of {dataset} [{split}]", pairs.len());
-    println!("{}", serde_json::to_string(&metrics).expect("metrics serialise"));
+    println!(
+        "{}",
+        serde_json::to_string(&metrics).expect("metrics serialise")
+    );
     Ok(())
 }
 
 /// The prompt token ids for `text`: the chat template with a generation prompt, BOS added once.
 fn prompt_ids(tokenizer: &PreferenceTokenizer, text: &str) -> anyhow::Result<Vec<u32>> {
-    let messages = [Message { role: "user".into(), content: text.into() }];
+    let messages = [Message {
+        role: "user".into(),
+        content: text.into(),
+    }];
     let rendered = tokenizer
         .chat_template()
         .render(&messages, true)
@@ -171,7 +205,12 @@ fn prompt_ids(tokenizer: &PreferenceTokenizer, text: &str) -> anyhow::Result<Vec
 }
 
 /// `orpo generate`.
-pub fn generate(model: &str, prompt: &str, mut config: GenerationConfig, device: Device) -> Result<(), Failure> {
+pub fn generate(
+    model: &str,
+    prompt: &str,
+    mut config: GenerationConfig,
+    device: Device,
+) -> Result<(), Failure> {
     let dir = resolve_dir(model, "--model")?;
     let model = LlamaForCausalLM::from_pretrained(&dir, &device)?;
     let tokenizer = PreferenceTokenizer::from_dir(&dir)?;
@@ -190,14 +229,26 @@ pub fn generate(model: &str, prompt: &str, mut config: GenerationConfig, device:
 }
 
 /// `orpo data inspect`.
-pub fn inspect(dataset: &str, tokenizer: Option<&str>, split: Option<&str>, json: bool, set: &[String]) -> Result<(), Failure> {
+pub fn inspect(
+    dataset: &str,
+    tokenizer: Option<&str>,
+    split: Option<&str>,
+    json: bool,
+    set: &[String],
+) -> Result<(), Failure> {
     let config = OrpoConfig::default().apply_overrides(set).map_err(usage)?;
     let splits: Vec<String> = match split {
         Some(s) => vec![s.to_string()],
-        None => list_splits(Path::new(dataset))?.into_iter().map(|s| s.name).collect(),
+        None => list_splits(Path::new(dataset))?
+            .into_iter()
+            .map(|s| s.name)
+            .collect(),
     };
     let tokenizer = match tokenizer {
-        Some(t) => Some(PreferenceTokenizer::from_dir(resolve_dir(t, "--tokenizer")?)?),
+        Some(t) => Some(PreferenceTokenizer::from_dir(resolve_dir(
+            t,
+            "--tokenizer",
+        )?)?),
         None => None,
     };
     let mut all = serde_json::Map::new();
@@ -237,7 +288,10 @@ pub fn export(checkpoint: &str, out: &str, device: Device) -> Result<(), Failure
     let dir = resolve_dir(checkpoint, "--checkpoint")?;
     let model = LlamaForCausalLM::from_pretrained(&dir, &device)?;
     let out = PathBuf::from(out);
-    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
     let tmp = parent.join(format!(
         ".{}.tmp-{}",

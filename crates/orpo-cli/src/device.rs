@@ -22,9 +22,13 @@ pub fn compiled_backends() -> Vec<&'static str> {
 pub fn parse_device(spec: &str) -> anyhow::Result<Device> {
     let spec = spec.trim().to_ascii_lowercase();
     let (kind, index) = match spec.split_once(':') {
-        Some((k, i)) => (k.to_string(), Some(i.parse::<usize>().map_err(|_| {
-            anyhow::anyhow!("--device {spec}: `{i}` is not a device index")
-        })?)),
+        Some((k, i)) => (
+            k.to_string(),
+            Some(
+                i.parse::<usize>()
+                    .map_err(|_| anyhow::anyhow!("--device {spec}: `{i}` is not a device index"))?,
+            ),
+        ),
         None => (spec.clone(), None),
     };
     let built = compiled_backends().join(", ");
@@ -49,6 +53,8 @@ pub fn parse_device(spec: &str) -> anyhow::Result<Device> {
     let _ = index;
     #[allow(unreachable_code)]
     {
-        bail!("--device {spec}: this build was compiled without that backend (it has: {built}); rebuild with `--features {kind}`")
+        bail!(
+            "--device {spec}: this build was compiled without that backend (it has: {built}); rebuild with `--features {kind}`"
+        )
     }
 }

@@ -146,11 +146,26 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), commands::Failure> {
     let device = device::parse_device(&cli.device).map_err(commands::Failure::Usage)?;
     match cli.command {
-        Command::Train { config, set, resume } => commands::train(&config, &set, resume, device),
-        Command::Eval { model, dataset, split, set } => {
-            commands::eval(&model, &dataset, split.as_deref(), &set, device)
-        }
-        Command::Generate { model, prompt, max_new_tokens, temperature, top_p, top_k, seed } => {
+        Command::Train {
+            config,
+            set,
+            resume,
+        } => commands::train(&config, &set, resume, device),
+        Command::Eval {
+            model,
+            dataset,
+            split,
+            set,
+        } => commands::eval(&model, &dataset, split.as_deref(), &set, device),
+        Command::Generate {
+            model,
+            prompt,
+            max_new_tokens,
+            temperature,
+            top_p,
+            top_k,
+            seed,
+        } => {
             let config = orpo_model::GenerationConfig {
                 max_new_tokens,
                 temperature,
@@ -161,9 +176,16 @@ fn run(cli: Cli) -> Result<(), commands::Failure> {
             };
             commands::generate(&model, &prompt, config, device)
         }
-        Command::Data { command: DataCommand::Inspect { dataset, tokenizer, split, json, set } } => {
-            commands::inspect(&dataset, tokenizer.as_deref(), split.as_deref(), json, &set)
-        }
+        Command::Data {
+            command:
+                DataCommand::Inspect {
+                    dataset,
+                    tokenizer,
+                    split,
+                    json,
+                    set,
+                },
+        } => commands::inspect(&dataset, tokenizer.as_deref(), split.as_deref(), json, &set),
         Command::Export { checkpoint, out } => commands::export(&checkpoint, &out, device),
         Command::Plot { run_dir } => commands::plot(&run_dir),
     }

@@ -13,7 +13,10 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use orpo_model::{LlamaConfig, LlamaForCausalLM};
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let (batch, seq, steps, layers) = (
         *args.first().unwrap_or(&4),
         *args.get(1).unwrap_or(&256),
@@ -30,7 +33,9 @@ fn main() {
     let device = Device::default().autodiff();
     device.seed(0);
     let model = LlamaForCausalLM::init(&config, &device);
-    let ids: Vec<i64> = (0..batch * seq).map(|i| (i * 7919 % 49152) as i64).collect();
+    let ids: Vec<i64> = (0..batch * seq)
+        .map(|i| (i * 7919 % 49152) as i64)
+        .collect();
     let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [batch, seq]), &device);
     let mask = Tensor::<2>::ones([batch, seq], &device);
     let mut times = Vec::new();
@@ -51,7 +56,11 @@ fn main() {
     let flop = 6.0 * params as f64 * (batch * seq) as f64;
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(|l| l.to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.to_string())
+        })
         .unwrap_or_default();
     println!(
         "backend={:?} batch={batch} seq={seq} layers={layers} median_step_s={median:.3} tokens_per_s={:.0} approx_gflops={:.1} {rss}",

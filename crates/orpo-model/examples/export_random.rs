@@ -26,14 +26,20 @@ fn main() {
     model.save_pretrained(&out, SaveDtype::F32).expect("save");
 
     let (rows, cols) = (2, 10);
-    let ids: Vec<i64> = (0..rows * cols).map(|i| (3 + i * 7 % (config.vocab_size - 3)) as i64).collect();
+    let ids: Vec<i64> = (0..rows * cols)
+        .map(|i| (3 + i * 7 % (config.vocab_size - 3)) as i64)
+        .collect();
     let mut mask = vec![1.0f32; rows * cols];
     mask[cols + 7..].iter_mut().for_each(|m| *m = 0.0); // second row right-padded
     let logits = model.forward_logits(
         Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [rows, cols]), &device),
         Tensor::from_data(TensorData::new(mask.clone(), [rows, cols]), &device),
     );
-    let values = logits.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+    let values = logits
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap();
     let json = serde_json::json!({
         "input_ids": ids.chunks(cols).collect::<Vec<_>>(),
         "attention_mask": mask.chunks(cols).collect::<Vec<_>>(),

@@ -62,7 +62,8 @@ impl Attention {
     ) -> Tensor<3> {
         let [batch, seq, _] = x.dims();
         let split_heads = |t: Tensor<3>, heads: usize| {
-            t.reshape([batch, seq, heads, self.head_dim]).swap_dims(1, 2)
+            t.reshape([batch, seq, heads, self.head_dim])
+                .swap_dims(1, 2)
         };
         let q = split_heads(self.q_proj.forward(x.clone()), self.num_heads);
         let k = split_heads(self.k_proj.forward(x.clone()), self.num_kv_heads);

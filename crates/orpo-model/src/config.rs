@@ -177,9 +177,13 @@ impl LlamaConfig {
             o_bias: !is_qwen2 && attention_bias,
             mlp_bias: keys.opt_bool("mlp_bias")?.unwrap_or(false),
             initializer_range: keys.opt_f64("initializer_range")?.unwrap_or(0.02),
-            bos_token_id: keys.opt_token("bos_token_id")?.and_then(|v| v.first().copied()),
+            bos_token_id: keys
+                .opt_token("bos_token_id")?
+                .and_then(|v| v.first().copied()),
             eos_token_ids: keys.opt_token("eos_token_id")?.unwrap_or_default(),
-            pad_token_id: keys.opt_token("pad_token_id")?.and_then(|v| v.first().copied()),
+            pad_token_id: keys
+                .opt_token("pad_token_id")?
+                .and_then(|v| v.first().copied()),
             model_type,
             hidden_size,
             num_attention_heads,
@@ -206,7 +210,10 @@ impl LlamaConfig {
         set("num_key_value_heads", self.num_key_value_heads.into());
         set("head_dim", self.head_dim.into());
         set("rms_norm_eps", self.rms_norm_eps.into());
-        set("max_position_embeddings", self.max_position_embeddings.into());
+        set(
+            "max_position_embeddings",
+            self.max_position_embeddings.into(),
+        );
         set("tie_word_embeddings", self.tie_word_embeddings.into());
         set("hidden_act", "silu".into());
         if !map.contains_key("rope_parameters") {
@@ -244,7 +251,11 @@ impl LlamaConfig {
                 high_freq_factor,
                 original_max_position_embeddings,
             } => {
-                let (factor, low, high) = (*factor as f32, *low_freq_factor as f32, *high_freq_factor as f32);
+                let (factor, low, high) = (
+                    *factor as f32,
+                    *low_freq_factor as f32,
+                    *high_freq_factor as f32,
+                );
                 let old_len = *original_max_position_embeddings as f32;
                 let low_freq_wavelen = old_len / low;
                 let high_freq_wavelen = old_len / high;
@@ -252,8 +263,12 @@ impl LlamaConfig {
                     .into_iter()
                     .map(|f| {
                         let wavelen = 2.0 * std::f32::consts::PI / f;
-                        let scaled = if wavelen > low_freq_wavelen { f / factor } else { f };
-                        let is_medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+                        let scaled = if wavelen > low_freq_wavelen {
+                            f / factor
+                        } else {
+                            f
+                        };
+                        let is_medium = (high_freq_wavelen..=low_freq_wavelen).contains(&wavelen);
                         if is_medium {
                             let smooth = (old_len / wavelen - low) / (high - low);
                             (1.0 - smooth) * scaled / factor + smooth * scaled
@@ -277,10 +292,12 @@ fn parse_rope_scaling(map: Option<&Map<String, Value>>, path: &Path) -> Result<R
         .and_then(Value::as_str)
         .unwrap_or("default");
     let number = |key: &str| -> Result<f64> {
-        map.get(key).and_then(Value::as_f64).ok_or_else(|| ModelError::Config {
-            path: path.to_path_buf(),
-            message: format!("rope_scaling.{key}: missing or not a number"),
-        })
+        map.get(key)
+            .and_then(Value::as_f64)
+            .ok_or_else(|| ModelError::Config {
+                path: path.to_path_buf(),
+                message: format!("rope_scaling.{key}: missing or not a number"),
+            })
     };
     match rope_type {
         "default" => Ok(RopeScaling::None),
@@ -327,7 +344,8 @@ impl Keys<'_> {
         }
     }
     fn usize(&self, key: &str) -> Result<usize> {
-        self.opt_usize(key)?.ok_or_else(|| self.invalid(key, "missing"))
+        self.opt_usize(key)?
+            .ok_or_else(|| self.invalid(key, "missing"))
     }
     fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
         match self.present(key) {
@@ -405,15 +423,23 @@ mod tests {
 
     #[test]
     fn unsupported_model_type_lists_supported() {
-        let err = parse(&SMOL.replace("\"llama\"", "\"gpt2\"")).unwrap_err().to_string();
-        assert!(err.contains("gpt2") && err.contains("llama, mistral, qwen2"), "{err}");
+        let err = parse(&SMOL.replace("\"llama\"", "\"gpt2\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("gpt2") && err.contains("llama, mistral, qwen2"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unsupported_activation_and_rope_are_errors() {
-        let err = parse(&SMOL.replace("\"eos_token_id\":0", "\"eos_token_id\":0,\"hidden_act\":\"gelu\""))
-            .unwrap_err()
-            .to_string();
+        let err = parse(&SMOL.replace(
+            "\"eos_token_id\":0",
+            "\"eos_token_id\":0,\"hidden_act\":\"gelu\"",
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("hidden_act") && err.contains("silu"), "{err}");
         let err = parse(&SMOL.replace(
             "\"eos_token_id\":0",
@@ -440,7 +466,11 @@ mod tests {
              \"low_freq_factor\":1.0,\"high_freq_factor\":4.0,\"original_max_position_embeddings\":64}",
         ))
         .unwrap();
-        let plain = LlamaConfig { rope_scaling: RopeScaling::None, ..c.clone() }.rope_inv_freq();
+        let plain = LlamaConfig {
+            rope_scaling: RopeScaling::None,
+            ..c.clone()
+        }
+        .rope_inv_freq();
         let scaled = c.rope_inv_freq();
         assert_eq!(scaled[0], plain[0]);
         let last = plain.len() - 1;

@@ -72,7 +72,9 @@ pub enum ModelError {
         expected: Vec<usize>,
     },
     /// A tensor is stored in a dtype this crate cannot convert.
-    #[error("{path}: tensor `{name}` has unsupported dtype {dtype} (supported: F32, BF16, F16, F64)")]
+    #[error(
+        "{path}: tensor `{name}` has unsupported dtype {dtype} (supported: F32, BF16, F16, F64)"
+    )]
     UnsupportedDtype {
         /// The file holding the tensor.
         path: PathBuf,

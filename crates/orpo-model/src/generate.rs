@@ -163,7 +163,11 @@ mod tests {
 
     #[test]
     fn top_k_one_is_greedy_at_any_temperature() {
-        let config = GenerationConfig { temperature: 5.0, top_k: Some(1), ..Default::default() };
+        let config = GenerationConfig {
+            temperature: 5.0,
+            top_k: Some(1),
+            ..Default::default()
+        };
         let mut rng = StdRng::seed_from_u64(1);
         for _ in 0..20 {
             assert_eq!(pick_next(&[0.1, 3.0, 2.9], &config, &mut rng), 1);
@@ -173,14 +177,23 @@ mod tests {
     #[test]
     fn top_p_keeps_the_nucleus_only() {
         // probabilities ≈ [0.665, 0.245, 0.090]: top_p 0.6 keeps only the first.
-        let config = GenerationConfig { temperature: 1.0, top_p: Some(0.6), ..Default::default() };
+        let config = GenerationConfig {
+            temperature: 1.0,
+            top_p: Some(0.6),
+            ..Default::default()
+        };
         let mut rng = StdRng::seed_from_u64(2);
         for _ in 0..50 {
             assert_eq!(pick_next(&[2.0, 1.0, 0.0], &config, &mut rng), 0);
         }
-        let config = GenerationConfig { temperature: 1.0, top_p: Some(0.95), ..Default::default() };
-        let picks: std::collections::HashSet<u32> =
-            (0..200).map(|_| pick_next(&[2.0, 1.0, 0.0], &config, &mut rng)).collect();
+        let config = GenerationConfig {
+            temperature: 1.0,
+            top_p: Some(0.95),
+            ..Default::default()
+        };
+        let picks: std::collections::HashSet<u32> = (0..200)
+            .map(|_| pick_next(&[2.0, 1.0, 0.0], &config, &mut rng))
+            .collect();
         assert!(picks.contains(&1) && !picks.contains(&3));
     }
 }

@@ -40,11 +40,16 @@ impl DecoderLayer {
         mask_bias: Tensor<4>,
         cache: Option<&mut LayerCache>,
     ) -> Tensor<3> {
-        let h = self
-            .self_attn
-            .forward(self.input_layernorm.forward(x.clone()), rope, mask_bias, cache);
+        let h = self.self_attn.forward(
+            self.input_layernorm.forward(x.clone()),
+            rope,
+            mask_bias,
+            cache,
+        );
         let x = x + h;
-        let h = self.mlp.forward(self.post_attention_layernorm.forward(x.clone()));
+        let h = self
+            .mlp
+            .forward(self.post_attention_layernorm.forward(x.clone()));
         x + h
     }
 }
@@ -146,7 +151,12 @@ impl LlamaForCausalLM {
                 down_proj: linear("mlp.down_proj", i, h, c.mlp_bias)?,
             };
             layers.push(DecoderLayer {
-                input_layernorm: rms_norm(source, &format!("{p}.input_layernorm"), h, c.rms_norm_eps)?,
+                input_layernorm: rms_norm(
+                    source,
+                    &format!("{p}.input_layernorm"),
+                    h,
+                    c.rms_norm_eps,
+                )?,
                 self_attn,
                 post_attention_layernorm: rms_norm(
                     source,
@@ -178,7 +188,11 @@ impl LlamaForCausalLM {
     /// `attention_mask` `[B, T]` holds 1 for real tokens and 0 for padding (left or right);
     /// positions are `0..T` for every row, as transformers uses when no `position_ids` are
     /// given (and as TRL trains).
-    pub fn forward_hidden(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2>) -> Tensor<3> {
+    pub fn forward_hidden(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Tensor<2>,
+    ) -> Tensor<3> {
         self.forward_with_cache(input_ids, attention_mask, None)
     }
 
@@ -224,7 +238,11 @@ impl LlamaForCausalLM {
 
     /// Convenience: logits `[B, T, V]` of a batch. Holds the full logits: for training, apply
     /// the head in chunks instead.
-    pub fn forward_logits(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2>) -> Tensor<3> {
+    pub fn forward_logits(
+        &self,
+        input_ids: Tensor<2, Int>,
+        attention_mask: Tensor<2>,
+    ) -> Tensor<3> {
         self.logits(self.forward_hidden(input_ids, attention_mask))
     }
 }
@@ -234,7 +252,11 @@ impl LlamaForCausalLM {
 pub fn attention_bias(attention_mask: Tensor<2>, past: usize, seq: usize) -> Tensor<4> {
     let device = attention_mask.device();
     let [batch, total] = attention_mask.dims();
-    assert_eq!(total, past + seq, "attention_mask must cover cached and new positions");
+    assert_eq!(
+        total,
+        past + seq,
+        "attention_mask must cover cached and new positions"
+    );
     let causal: Tensor<2> = Tensor::ones([seq, total], &device).tril(past as i64);
     let keys = attention_mask.reshape([batch, 1, 1, total]);
     let allowed = causal.reshape([1, 1, seq, total]) * keys;
@@ -249,9 +271,13 @@ fn linear(
     bias: bool,
 ) -> Result<Linear> {
     // Hugging Face stores `[out, in]`; burn's row layout multiplies by `[in, out]`.
-    let weight = source.tensor(&format!("{name}.weight"), [d_out, d_in])?.transpose();
+    let weight = source
+        .tensor(&format!("{name}.weight"), [d_out, d_in])?
+        .transpose();
     let bias = if bias {
-        Some(Param::from_tensor(source.tensor(&format!("{name}.bias"), [d_out])?))
+        Some(Param::from_tensor(
+            source.tensor(&format!("{name}.bias"), [d_out])?,
+        ))
     } else {
         None
     };

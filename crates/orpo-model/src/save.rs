@@ -83,7 +83,10 @@ impl LlamaForCausalLM {
                 HostInput::D1(layer.post_attention_layernorm.gamma.val()),
             )?;
         }
-        push("model.norm.weight".into(), HostInput::D1(self.norm.gamma.val()))?;
+        push(
+            "model.norm.weight".into(),
+            HostInput::D1(self.norm.gamma.val()),
+        )?;
         if let Some(head) = &self.lm_head {
             push(
                 "lm_head.weight".into(),
@@ -165,13 +168,13 @@ impl HostInput {
             HostInput::D2(t) => t.into_data(),
         };
         let shape = data.shape().to_vec();
-        let values = data
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .map_err(|e| ModelError::Device {
-                name: name.clone(),
-                message: format!("{e:?}"),
-            })?;
+        let values =
+            data.convert::<f32>()
+                .try_into_vec::<f32>()
+                .map_err(|e| ModelError::Device {
+                    name: name.clone(),
+                    message: format!("{e:?}"),
+                })?;
         Ok(HostTensor {
             name,
             shape,

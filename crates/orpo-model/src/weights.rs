@@ -143,7 +143,11 @@ impl SafetensorsCheckpoint {
         } else {
             Err(ModelError::UnexpectedTensors {
                 dir: self.dir,
-                names: left.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                names: left
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
         }
     }
@@ -164,10 +168,13 @@ impl SafetensorsCheckpoint {
             .expect("locations only holds names from the metadata");
         let start = 8 + shard.header_len + info.data_offsets.0;
         let end = 8 + shard.header_len + info.data_offsets.1;
-        let bytes = shard.mmap.get(start..end).ok_or_else(|| ModelError::Safetensors {
-            path: shard.path.clone(),
-            message: format!("tensor `{name}` runs past the end of the file (truncated?)"),
-        })?;
+        let bytes = shard
+            .mmap
+            .get(start..end)
+            .ok_or_else(|| ModelError::Safetensors {
+                path: shard.path.clone(),
+                message: format!("tensor `{name}` runs past the end of the file (truncated?)"),
+            })?;
         let values = to_f32(bytes, info.dtype).ok_or_else(|| ModelError::UnsupportedDtype {
             path: shard.path.clone(),
             name: name.to_string(),
@@ -197,7 +204,10 @@ impl WeightSource for SafetensorsCheckpoint {
             });
         }
         self.taken.insert(name.to_string());
-        Ok(Tensor::from_data(TensorData::new(values, shape), &self.device))
+        Ok(Tensor::from_data(
+            TensorData::new(values, shape),
+            &self.device,
+        ))
     }
 }
 

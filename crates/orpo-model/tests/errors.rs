@@ -8,7 +8,9 @@ use orpo_model::{LlamaForCausalLM, ModelError};
 use safetensors::{Dtype, tensor::TensorView};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/model").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/model")
+        .join(name)
 }
 
 /// Copies a fixture's tensors into `dir`, letting `edit` change the list first.
@@ -38,9 +40,14 @@ fn load(dir: &Path) -> ModelError {
 #[test]
 fn missing_tensor_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    rewrite(dir.path(), |t| t.retain(|(n, ..)| n != "model.layers.1.mlp.up_proj.weight"));
+    rewrite(dir.path(), |t| {
+        t.retain(|(n, ..)| n != "model.layers.1.mlp.up_proj.weight")
+    });
     let err = load(dir.path()).to_string();
-    assert!(err.contains("model.layers.1.mlp.up_proj.weight") && err.contains("[48, 32]"), "{err}");
+    assert!(
+        err.contains("model.layers.1.mlp.up_proj.weight") && err.contains("[48, 32]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -57,23 +64,35 @@ fn unexpected_tensor_is_named() {
 fn wrong_shape_names_tensor_and_both_shapes() {
     let dir = tempfile::tempdir().unwrap();
     rewrite(dir.path(), |t| {
-        let entry = t.iter_mut().find(|(n, ..)| n == "model.norm.weight").unwrap();
+        let entry = t
+            .iter_mut()
+            .find(|(n, ..)| n == "model.norm.weight")
+            .unwrap();
         entry.2 = vec![16];
         entry.3.truncate(16 * 4);
     });
     let err = load(dir.path()).to_string();
-    assert!(err.contains("model.norm.weight") && err.contains("[16]") && err.contains("[32]"), "{err}");
+    assert!(
+        err.contains("model.norm.weight") && err.contains("[16]") && err.contains("[32]"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unsupported_dtype_is_named() {
     let dir = tempfile::tempdir().unwrap();
     rewrite(dir.path(), |t| {
-        let entry = t.iter_mut().find(|(n, ..)| n == "model.norm.weight").unwrap();
+        let entry = t
+            .iter_mut()
+            .find(|(n, ..)| n == "model.norm.weight")
+            .unwrap();
         entry.1 = Dtype::I32;
     });
     let err = load(dir.path()).to_string();
-    assert!(err.contains("model.norm.weight") && err.contains("I32"), "{err}");
+    assert!(
+        err.contains("model.norm.weight") && err.contains("I32"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -90,7 +109,11 @@ fn truncated_file_is_an_error_not_a_panic() {
 #[test]
 fn missing_weights_file_says_what_is_looked_for() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(fixture("llama_tied_gqa").join("config.json"), dir.path().join("config.json")).unwrap();
+    std::fs::copy(
+        fixture("llama_tied_gqa").join("config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
     let err = load(dir.path()).to_string();
     assert!(err.contains("model.safetensors"), "{err}");
 }
@@ -99,7 +122,14 @@ fn missing_weights_file_says_what_is_looked_for() {
 fn unsupported_model_type_in_config_json() {
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(fixture("llama_tied_gqa").join("config.json")).unwrap();
-    std::fs::write(dir.path().join("config.json"), text.replace("\"llama\"", "\"gpt_neox\"")).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        text.replace("\"llama\"", "\"gpt_neox\""),
+    )
+    .unwrap();
     let err = load(dir.path()).to_string();
-    assert!(err.contains("gpt_neox") && err.contains("llama, mistral, qwen2"), "{err}");
+    assert!(
+        err.contains("gpt_neox") && err.contains("llama, mistral, qwen2"),
+        "{err}"
+    );
 }

@@ -11,7 +11,9 @@ use serde_json::Value;
 const TOLERANCE: f32 = 1e-4;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/model").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/model")
+        .join(name)
 }
 
 fn device() -> Device {
@@ -56,7 +58,11 @@ fn max_logit_error(model: &LlamaForCausalLM, batch: &Batch, device: &Device) -> 
     let (ids, mask) = to_tensors(batch, device);
     let logits = model.forward_logits(ids, mask);
     let [rows, cols, vocab] = logits.dims();
-    let got = logits.into_data().convert::<f32>().try_into_vec::<f32>().unwrap();
+    let got = logits
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap();
     let mut worst = 0.0f32;
     for r in 0..rows {
         for t in 0..cols {
@@ -79,7 +85,11 @@ fn check_case(name: &str) {
     let model = LlamaForCausalLM::from_pretrained(&dir, &device).unwrap();
     for batch in batches(&dir) {
         let err = max_logit_error(&model, &batch, &device);
-        assert!(err <= TOLERANCE, "{name} ({} padding): max |Δlogit| = {err:e}", batch.padding);
+        assert!(
+            err <= TOLERANCE,
+            "{name} ({} padding): max |Δlogit| = {err:e}",
+            batch.padding
+        );
     }
 }
 
@@ -133,7 +143,7 @@ fn save_then_load_gives_identical_logits_and_layout() {
         // Tied models are written as transformers writes them: no lm_head tensor.
         let bytes = std::fs::read(out.path().join("model.safetensors")).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let has_head = st.names().iter().any(|n| *n == "lm_head.weight");
+        let has_head = st.names().contains(&"lm_head.weight");
         assert_eq!(has_head, !model.config.tie_word_embeddings, "{name}");
         // No temporary file is left behind.
         let leftovers: Vec<_> = std::fs::read_dir(out.path())
@@ -151,8 +161,18 @@ fn cached_generation_equals_full_recompute() {
     let model = LlamaForCausalLM::from_pretrained(fixture("llama_tied_gqa"), &device).unwrap();
     let prompt = [5u32, 17, 33, 8, 61];
     for config in [
-        GenerationConfig { max_new_tokens: 12, ..Default::default() },
-        GenerationConfig { max_new_tokens: 12, temperature: 0.9, top_k: Some(20), top_p: Some(0.9), seed: 7, ..Default::default() },
+        GenerationConfig {
+            max_new_tokens: 12,
+            ..Default::default()
+        },
+        GenerationConfig {
+            max_new_tokens: 12,
+            temperature: 0.9,
+            top_k: Some(20),
+            top_p: Some(0.9),
+            seed: 7,
+            ..Default::default()
+        },
     ] {
         let cached = model.generate(&prompt, &config);
         let full = model.generate_without_cache(&prompt, &config);
@@ -160,10 +180,20 @@ fn cached_generation_equals_full_recompute() {
         assert_eq!(cached, full, "{config:?}");
     }
     // Generation stops on EOS (and includes it).
-    let first = model.generate(&prompt, &GenerationConfig { max_new_tokens: 3, ..Default::default() })[0];
+    let first = model.generate(
+        &prompt,
+        &GenerationConfig {
+            max_new_tokens: 3,
+            ..Default::default()
+        },
+    )[0];
     let stopped = model.generate(
         &prompt,
-        &GenerationConfig { max_new_tokens: 10, eos_token_ids: vec![first], ..Default::default() },
+        &GenerationConfig {
+            max_new_tokens: 10,
+            eos_token_ids: vec![first],
+            ..Default::default()
+        },
     );
     assert_eq!(stopped, vec![first]);
 }
@@ -180,7 +210,8 @@ fn cached_step_logits_equal_full_sequence_logits() {
     model.forward_with_cache(head, Tensor::ones([1, 5], &device), Some(&mut cache));
     for step in 5..8 {
         let one = Tensor::<2, Int>::from_data(TensorData::new(vec![ids[step]], [1, 1]), &device);
-        let hidden = model.forward_with_cache(one, Tensor::ones([1, step + 1], &device), Some(&mut cache));
+        let hidden =
+            model.forward_with_cache(one, Tensor::ones([1, step + 1], &device), Some(&mut cache));
         let got = model.logits(hidden);
         let want = full.clone().narrow(1, step, 1);
         let diff = (got - want).abs().max().into_scalar::<f32>();

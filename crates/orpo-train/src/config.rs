@@ -295,7 +295,6 @@ impl OrpoConfig {
         self.orpo_alpha.unwrap_or(self.beta)
     }
 
-
     /// Checks values that serde alone cannot.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let bad = |message: String| ConfigError::Invalid {
@@ -303,9 +302,18 @@ impl OrpoConfig {
             message,
         };
         for (key, value) in [
-            ("per_device_train_batch_size", self.per_device_train_batch_size),
-            ("per_device_eval_batch_size", self.per_device_eval_batch_size),
-            ("gradient_accumulation_steps", self.gradient_accumulation_steps),
+            (
+                "per_device_train_batch_size",
+                self.per_device_train_batch_size,
+            ),
+            (
+                "per_device_eval_batch_size",
+                self.per_device_eval_batch_size,
+            ),
+            (
+                "gradient_accumulation_steps",
+                self.gradient_accumulation_steps,
+            ),
             ("max_length", self.max_length),
             ("logits_chunk_size", self.logits_chunk_size),
             ("logging_steps", self.logging_steps),
@@ -320,7 +328,7 @@ impl OrpoConfig {
                 self.max_prompt_length, self.max_length
             )));
         }
-        if !(self.learning_rate > 0.0) {
+        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
             return Err(bad("key `learning_rate` must be positive".into()));
         }
         if !(0.0..1.0).contains(&self.warmup_ratio) {
@@ -337,14 +345,25 @@ mod tests {
     #[test]
     fn defaults_are_trls() {
         let c = OrpoConfig::default();
-        assert_eq!((c.beta, c.learning_rate, c.max_length, c.max_prompt_length), (0.1, 1e-6, 1024, 512));
-        assert_eq!((c.adam_epsilon, c.max_grad_norm, c.orpo_beta), (1e-8, 1.0, 1.0));
+        assert_eq!(
+            (c.beta, c.learning_rate, c.max_length, c.max_prompt_length),
+            (0.1, 1e-6, 1024, 512)
+        );
+        assert_eq!(
+            (c.adam_epsilon, c.max_grad_norm, c.orpo_beta),
+            (1e-8, 1.0, 1.0)
+        );
     }
 
     #[test]
     fn unknown_key_is_named() {
-        let err = OrpoConfig::from_yaml_str("learning_rat: 1e-5\n", "c.yaml").unwrap_err().to_string();
-        assert!(err.contains("c.yaml") && err.contains("learning_rat"), "{err}");
+        let err = OrpoConfig::from_yaml_str("learning_rat: 1e-5\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("c.yaml") && err.contains("learning_rat"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -361,10 +380,19 @@ mod tests {
         let c = c
             .apply_overrides(&["learning_rate=0.001".into(), "output_dir=/tmp/x".into()])
             .unwrap();
-        assert_eq!((c.learning_rate, c.output_dir.as_str(), c.beta), (1e-3, "/tmp/x", 0.2));
-        let err = c.apply_overrides(&["nope=1".into()]).unwrap_err().to_string();
+        assert_eq!(
+            (c.learning_rate, c.output_dir.as_str(), c.beta),
+            (1e-3, "/tmp/x", 0.2)
+        );
+        let err = c
+            .apply_overrides(&["nope=1".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope"), "{err}");
-        let err = c.apply_overrides(&["max_steps=many".into()]).unwrap_err().to_string();
+        let err = c
+            .apply_overrides(&["max_steps=many".into()])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max_steps"), "{err}");
     }
 
@@ -385,7 +413,11 @@ mod tests {
 
     #[test]
     fn round_trips_through_yaml() {
-        let c = OrpoConfig { seed: 7, eval_steps: Some(5), ..Default::default() };
+        let c = OrpoConfig {
+            seed: 7,
+            eval_steps: Some(5),
+            ..Default::default()
+        };
         let text = serde_yaml::to_string(&c).unwrap();
         assert_eq!(OrpoConfig::from_yaml_str(&text, "x").unwrap(), c);
     }

@@ -38,7 +38,13 @@ pub fn write_safetensors(
 ) -> std::io::Result<()> {
     let bytes: Vec<(String, Vec<u8>, usize)> = tensors
         .iter()
-        .map(|(n, v)| (n.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect(), v.len()))
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                v.len(),
+            )
+        })
         .collect();
     let views = bytes
         .iter()
@@ -52,13 +58,17 @@ pub fn write_safetensors(
     write_atomic(path, &buffer)
 }
 
+/// Named f32 vectors and the file's metadata.
+pub type NamedVectors = (Vec<(String, Vec<f32>)>, HashMap<String, String>);
+
 /// Reads what [`write_safetensors`] wrote: the vectors by name and the metadata.
-pub fn read_safetensors(
-    path: &Path,
-) -> std::io::Result<(Vec<(String, Vec<f32>)>, HashMap<String, String>)> {
+pub fn read_safetensors(path: &Path) -> std::io::Result<NamedVectors> {
     let bytes = std::fs::read(path)?;
     let bad = |e: String| {
-        std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{}: {e}", path.display()))
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
     };
     let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;

@@ -46,7 +46,10 @@ impl MetricsWriter {
 
     /// Appends one entry to `metrics.jsonl` (flushed at once).
     pub fn append(&self, entry: &LogEntry) -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new().append(true).create(true).open(&self.jsonl)?;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.jsonl)?;
         let mut line = serde_json::to_string(entry).expect("metrics serialise");
         line.push('\n');
         file.write_all(line.as_bytes())?;

@@ -122,7 +122,13 @@ impl AdamW {
             let exp_avg_sq = sq
                 .remove(&name)
                 .ok_or_else(|| invalid(path, &format!("`{name}.exp_avg_sq` missing")))?;
-            moments.insert(name, Moments { exp_avg, exp_avg_sq });
+            moments.insert(
+                name,
+                Moments {
+                    exp_avg,
+                    exp_avg_sq,
+                },
+            );
         }
         Ok(Self {
             settings,
@@ -140,7 +146,10 @@ fn invalid(path: &Path, message: &str) -> std::io::Error {
 }
 
 fn host(t: &Tensor<1>) -> Vec<f32> {
-    t.to_data().convert::<f32>().try_into_vec::<f32>().expect("f32 state")
+    t.to_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 state")
 }
 
 struct AdamWMapper<'a> {
@@ -172,7 +181,11 @@ impl ModuleMapper for AdamWMapper<'_> {
         let value = tensor.inner().reshape([numel]);
         let grad = grad.inner().reshape([numel]);
         let t = self.optim.step as i32;
-        let decay = if is_no_decay(&path) { 0.0 } else { s.weight_decay };
+        let decay = if is_no_decay(&path) {
+            0.0
+        } else {
+            s.weight_decay
+        };
         let value = if decay != 0.0 {
             value.mul_scalar(1.0 - self.lr * decay)
         } else {
@@ -197,7 +210,11 @@ impl ModuleMapper for AdamWMapper<'_> {
             .sqrt()
             .div_scalar(bias_correction2.sqrt())
             .add_scalar(s.epsilon);
-        let update = moments.exp_avg.clone().div(denom).mul_scalar(self.lr / bias_correction1);
+        let update = moments
+            .exp_avg
+            .clone()
+            .div(denom)
+            .mul_scalar(self.lr / bias_correction1);
         let value = (value - update).reshape(dims);
         self.optim.moments.insert(path, moments);
         let mut value = Tensor::from_inner(value);
@@ -213,9 +230,14 @@ impl ModuleMapper for AdamWMapper<'_> {
 /// Returns the norm before clipping; `max_norm <= 0` only measures.
 pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f64) -> f64 {
     let mut squares: Option<Tensor<1>> = None;
-    let mut collector = NormCollector { grads, squares: &mut squares };
+    let mut collector = NormCollector {
+        grads,
+        squares: &mut squares,
+    };
     module.visit(&mut collector);
-    let norm = squares.map_or(0.0, |s| s.into_scalar::<f32>() as f64).sqrt();
+    let norm = squares
+        .map_or(0.0, |s| s.into_scalar::<f32>() as f64)
+        .sqrt();
     if max_norm > 0.0 {
         let coef = max_norm / (norm + 1e-6);
         if coef < 1.0 {
@@ -273,5 +295,8 @@ pub fn accumulate<M: Module>(module: &M, acc: &mut GradientsParams, mut other: G
             }
         }
     }
-    module.visit(&mut Adder { acc, other: &mut other });
+    module.visit(&mut Adder {
+        acc,
+        other: &mut other,
+    });
 }

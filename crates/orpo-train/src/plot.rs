@@ -24,7 +24,10 @@ const COLORS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
 pub fn line_chart_svg(title: &str, x_label: &str, series: &[Series]) -> String {
     let (w, h) = (720.0, 420.0);
     let (left, right, top, bottom) = (70.0, 20.0, 40.0, 60.0);
-    let points = series.iter().flat_map(|s| s.points.iter()).filter(|p| p.1.is_finite());
+    let points = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|p| p.1.is_finite());
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for &(x, y) in points {
         x0 = x0.min(x);
@@ -129,7 +132,9 @@ fn tick(v: f64) -> String {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The values of `key` over training steps (entries that carry it).
@@ -181,7 +186,10 @@ pub fn write_run_plots(history: &[LogEntry], dir: &Path) -> std::io::Result<Vec<
     ];
     let mut written = Vec::new();
     for (file, title, series) in charts {
-        let series: Vec<Series> = series.into_iter().filter(|s| !s.points.is_empty()).collect();
+        let series: Vec<Series> = series
+            .into_iter()
+            .filter(|s| !s.points.is_empty())
+            .collect();
         if series.is_empty() {
             continue;
         }

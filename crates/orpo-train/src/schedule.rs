@@ -46,7 +46,12 @@ mod tests {
     use super::*;
 
     fn schedule(kind: SchedulerType) -> LrSchedule {
-        LrSchedule { peak: 1.0, warmup_steps: 2, total_steps: 10, kind }
+        LrSchedule {
+            peak: 1.0,
+            warmup_steps: 2,
+            total_steps: 10,
+            kind,
+        }
     }
 
     #[test]

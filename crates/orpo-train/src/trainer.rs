@@ -68,7 +68,11 @@ pub struct OrpoStep;
 
 impl OrpoStep {
     /// Builds the `[2B, T]` input tensors of `pairs` on `device`.
-    pub fn inputs(pairs: &[&TokenizedPair], pad_id: u32, device: &Device) -> (OrpoInputs, Tensor<2>) {
+    pub fn inputs(
+        pairs: &[&TokenizedPair],
+        pad_id: u32,
+        device: &Device,
+    ) -> (OrpoInputs, Tensor<2>) {
         let batch = Collator::new(pad_id).collate(pairs.iter().copied());
         let shape = batch.shape();
         let int = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, shape), device);
@@ -204,7 +208,9 @@ impl<M: CausalLm> OrpoTrainer<M> {
     }
 
     fn micro_batches_per_epoch(&self) -> usize {
-        self.train_pairs.len().div_ceil(self.config.per_device_train_batch_size)
+        self.train_pairs
+            .len()
+            .div_ceil(self.config.per_device_train_batch_size)
     }
 
     /// Total optimizer steps: `max_steps`, else `ceil(epochs · micro_batches / accumulation)`.
@@ -287,8 +293,9 @@ impl<M: CausalLm> OrpoTrainer<M> {
         if self.resume && !existing.is_empty() {
             let (step, dir) = existing.last().expect("non-empty").clone();
             let text = std::fs::read_to_string(dir.join(checkpoint::TRAINER_STATE))?;
-            state = serde_json::from_str(&text)
-                .with_context(|| format!("reading {}", dir.join(checkpoint::TRAINER_STATE).display()))?;
+            state = serde_json::from_str(&text).with_context(|| {
+                format!("reading {}", dir.join(checkpoint::TRAINER_STATE).display())
+            })?;
             self.model = M::load_pretrained(&dir, &device)
                 .with_context(|| format!("loading the model of {}", dir.display()))?;
             optim = AdamW::load(settings, &dir.join(checkpoint::OPTIMIZER_STATE), &device)?;
@@ -352,8 +359,16 @@ impl<M: CausalLm> OrpoTrainer<M> {
                     "step {}: non-finite {} ({}); stopping before the update, the last \
                      checkpoint is untouched",
                     step + 1,
-                    if step_loss.is_finite() { "gradient norm" } else { "loss" },
-                    if step_loss.is_finite() { grad_norm } else { step_loss }
+                    if step_loss.is_finite() {
+                        "gradient norm"
+                    } else {
+                        "loss"
+                    },
+                    if step_loss.is_finite() {
+                        grad_norm
+                    } else {
+                        step_loss
+                    }
                 );
             }
             self.model = optim.step(lr, self.model.clone(), &mut grads);
@@ -370,13 +385,20 @@ impl<M: CausalLm> OrpoTrainer<M> {
 
             let step = state.global_step;
             let last = step == total_steps;
-            if step % cfg.logging_steps == 0 || last {
+            if step.is_multiple_of(cfg.logging_steps) || last {
                 let mut values: BTreeMap<String, f64> = window
                     .iter()
                     .map(|(k, v)| (k.clone(), v / window_steps as f64))
                     .collect();
-                values.insert("learning_rate".into(), schedule.lr_at(step.min(total_steps - 1)));
-                let entry = LogEntry { step, epoch: state.epoch, values };
+                values.insert(
+                    "learning_rate".into(),
+                    schedule.lr_at(step.min(total_steps - 1)),
+                );
+                let entry = LogEntry {
+                    step,
+                    epoch: state.epoch,
+                    values,
+                };
                 metrics_writer.append(&entry)?;
                 if !self.quiet {
                     let elapsed = loop_started.elapsed().as_secs_f64();
@@ -387,7 +409,11 @@ impl<M: CausalLm> OrpoTrainer<M> {
                         state.epoch,
                         entry.values["loss"],
                         entry.values.get("nll_loss").copied().unwrap_or(f64::NAN),
-                        entry.values.get("rewards/accuracies").copied().unwrap_or(f64::NAN),
+                        entry
+                            .values
+                            .get("rewards/accuracies")
+                            .copied()
+                            .unwrap_or(f64::NAN),
                         entry.values["learning_rate"],
                         per_step,
                         format_duration(eta)
@@ -397,16 +423,24 @@ impl<M: CausalLm> OrpoTrainer<M> {
                 window.clear();
                 window_steps = 0;
             }
-            let eval_due = cfg.eval_steps.is_some_and(|e| e > 0 && step % e == 0);
+            let eval_due = cfg
+                .eval_steps
+                .is_some_and(|e| e > 0 && step.is_multiple_of(e));
             if !self.eval_pairs.is_empty() && (eval_due || last) {
                 let eval = self.evaluate()?;
-                let entry = LogEntry { step, epoch: state.epoch, values: eval.clone() };
+                let entry = LogEntry {
+                    step,
+                    epoch: state.epoch,
+                    values: eval.clone(),
+                };
                 metrics_writer.append(&entry)?;
                 if !self.quiet {
                     eprintln!(
                         "eval @ step {step} | eval_loss {:.4} | eval_rewards/accuracies {:.3} | eval_logps chosen {:.3} rejected {:.3}",
                         eval["eval_loss"],
-                        eval.get("eval_rewards/accuracies").copied().unwrap_or(f64::NAN),
+                        eval.get("eval_rewards/accuracies")
+                            .copied()
+                            .unwrap_or(f64::NAN),
                         eval.get("eval_logps/chosen").copied().unwrap_or(f64::NAN),
                         eval.get("eval_logps/rejected").copied().unwrap_or(f64::NAN),
                     );
@@ -414,7 +448,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
                 state.log_history.push(entry);
                 last_eval = eval;
             }
-            if (cfg.save_steps > 0 && step % cfg.save_steps == 0) || last {
+            if (cfg.save_steps > 0 && step.is_multiple_of(cfg.save_steps)) || last {
                 self.save_checkpoint(&out, &state, &optim)?;
                 metrics_writer.write_csv(&state.log_history)?;
             }
@@ -426,14 +460,23 @@ impl<M: CausalLm> OrpoTrainer<M> {
         self.export(&final_dir)?;
         Ok(TrainSummary {
             global_step: state.global_step,
-            train_loss: if steps_run > 0 { loss_sum_run / steps_run as f64 } else { f64::NAN },
+            train_loss: if steps_run > 0 {
+                loss_sum_run / steps_run as f64
+            } else {
+                f64::NAN
+            },
             train_runtime_s: started.elapsed().as_secs_f64(),
             eval_metrics: last_eval,
             final_model_dir: final_dir,
         })
     }
 
-    fn save_checkpoint(&self, out: &Path, state: &TrainerState, optim: &AdamW) -> anyhow::Result<()> {
+    fn save_checkpoint(
+        &self,
+        out: &Path,
+        state: &TrainerState,
+        optim: &AdamW,
+    ) -> anyhow::Result<()> {
         checkpoint::write_checkpoint(out, state.global_step, |dir| {
             self.model.save_pretrained(dir)?;
             optim.save(&dir.join(checkpoint::OPTIMIZER_STATE))?;
@@ -452,7 +495,11 @@ impl<M: CausalLm> OrpoTrainer<M> {
     pub fn export(&self, dir: &Path) -> anyhow::Result<()> {
         let parent = dir.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent)?;
-        let name = dir.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = dir
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;

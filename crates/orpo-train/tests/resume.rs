@@ -16,7 +16,8 @@ fn root() -> PathBuf {
 fn initial_model(dir: &Path) {
     let device = Device::flex();
     device.seed(3);
-    let config = LlamaConfig::from_file(root().join("tests/fixtures/tiny-model/config.json")).unwrap();
+    let config =
+        LlamaConfig::from_file(root().join("tests/fixtures/tiny-model/config.json")).unwrap();
     LlamaForCausalLM::init(&config, &device)
         .save_pretrained(dir, orpo_model::SaveDtype::F32)
         .unwrap();
@@ -71,14 +72,23 @@ fn resumed_run_reaches_the_same_weights_and_metrics() {
     std::fs::remove_dir_all(b.path().join("checkpoint-6")).unwrap();
     std::fs::remove_dir_all(b.path().join("final")).unwrap();
     // Without --resume an existing run is refused.
-    let err = trainer(b.path(), init.path(), false).train().unwrap_err().to_string();
+    let err = trainer(b.path(), init.path(), false)
+        .train()
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("already holds a run"), "{err}");
     trainer(b.path(), init.path(), true).train().unwrap();
 
-    assert_eq!(weights(&a.path().join("final")), weights(&b.path().join("final")));
+    assert_eq!(
+        weights(&a.path().join("final")),
+        weights(&b.path().join("final"))
+    );
     let ma = read_metrics(&a.path().join("metrics.jsonl")).unwrap();
     let mb = read_metrics(&b.path().join("metrics.jsonl")).unwrap();
-    assert_eq!(ma, mb, "metrics after resume must equal the uninterrupted run's");
+    assert_eq!(
+        ma, mb,
+        "metrics after resume must equal the uninterrupted run's"
+    );
     assert_eq!(ma.len(), 6);
     assert!(ma.iter().all(|e| e.values["loss"].is_finite()));
 }
@@ -90,10 +100,24 @@ fn outputs_are_hf_layout_with_tokenizer_and_plots() {
     let out = tempfile::tempdir().unwrap();
     let summary = trainer(out.path(), init.path(), false).train().unwrap();
     assert_eq!(summary.global_step, 6);
-    for file in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
-        assert!(out.path().join("final").join(file).is_file(), "final/{file}");
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
+        assert!(
+            out.path().join("final").join(file).is_file(),
+            "final/{file}"
+        );
     }
-    for file in ["metrics.jsonl", "metrics.csv", "config.yaml", "plots/loss.svg", "plots/logps.svg"] {
+    for file in [
+        "metrics.jsonl",
+        "metrics.csv",
+        "config.yaml",
+        "plots/loss.svg",
+        "plots/logps.svg",
+    ] {
         assert!(out.path().join(file).is_file(), "{file}");
     }
     // The final model reloads.
