@@ -8,9 +8,7 @@ use orpo_data::{
     DataConfig, Message, PreferenceDataset, PreferenceTokenizer, list_splits, summarize,
 };
 use orpo_model::{GenerationConfig, LlamaConfig, LlamaForCausalLM};
-use orpo_train::{
-    CausalLm, OrpoConfig, OrpoTrainer, evaluate_pairs, read_metrics, tokenize_config,
-};
+use orpo_train::{OrpoConfig, OrpoTrainer, evaluate_pairs, read_metrics, tokenize_config};
 
 /// How a command failed: a usage or configuration error (exit 2) or a runtime error (exit 1).
 pub enum Failure {
@@ -288,22 +286,7 @@ pub fn export(checkpoint: &str, out: &str, device: Device) -> Result<(), Failure
     let dir = resolve_dir(checkpoint, "--checkpoint")?;
     let model = LlamaForCausalLM::from_pretrained(&dir, &device)?;
     let out = PathBuf::from(out);
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let tmp = parent.join(format!(
-        ".{}.tmp-{}",
-        out.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    CausalLm::save_pretrained(&model, &tmp)?;
-    orpo_train::checkpoint::copy_tokenizer_files(&dir, &tmp)?;
-    if out.exists() {
-        std::fs::remove_dir_all(&out)?;
-    }
-    std::fs::rename(&tmp, &out)?;
+    orpo_train::checkpoint::export_model(&model, Some(&dir), &out)?;
     eprintln!("wrote {}", out.display());
     Ok(())
 }

@@ -116,6 +116,48 @@ pub fn copy_tokenizer_files(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Writes `model` (and the tokenizer files of `tokenizer_dir`) as a Hugging Face directory at
+/// `dir`, through a temporary sibling directory renamed into place: an interrupted export
+/// leaves the previous `dir` (or none), never a partial one.
+pub fn export_model<M: crate::CausalLm>(
+    model: &M,
+    tokenizer_dir: Option<&Path>,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let name = dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp)?;
+    let written = model
+        .save_pretrained(&tmp)
+        .and_then(|()| match tokenizer_dir {
+            Some(tok) => Ok(copy_tokenizer_files(tok, &tmp)?),
+            None => Ok(()),
+        });
+    if let Err(e) = written {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    sync_dir(&tmp);
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::rename(&tmp, dir)?;
+    sync_dir(parent);
+    Ok(())
+}
+
 fn sync_dir(dir: &Path) {
     if let Ok(file) = std::fs::File::open(dir) {
         let _ = file.sync_all();

@@ -493,27 +493,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
 
     /// Writes the current model (and tokenizer files) as a Hugging Face directory, atomically.
     pub fn export(&self, dir: &Path) -> anyhow::Result<()> {
-        let parent = dir.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent)?;
-        let name = dir
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .to_string();
-        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
-        }
-        std::fs::create_dir_all(&tmp)?;
-        self.model.save_pretrained(&tmp)?;
-        if let Some(tok) = &self.tokenizer_dir {
-            checkpoint::copy_tokenizer_files(tok, &tmp)?;
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(dir)?;
-        }
-        std::fs::rename(&tmp, dir)?;
-        Ok(())
+        checkpoint::export_model(&self.model, self.tokenizer_dir.as_deref(), dir)
     }
 }
 
