@@ -18,6 +18,13 @@ use crate::error::{ModelError, Result};
 pub trait WeightSource {
     /// The tensor `name`, checked against `shape`, on the source's device.
     fn tensor<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Result<Tensor<D>>;
+
+    /// A linear weight stored `[out, in]` (Hugging Face layout), returned as a contiguous
+    /// `[in, out]` matrix: burn's row-layout `Linear` multiplies by it directly, so keeping a
+    /// transposed view would make every matmul work on strided memory.
+    fn linear_weight(&mut self, name: &str, d_out: usize, d_in: usize) -> Result<Tensor<2>> {
+        Ok(self.tensor(name, [d_out, d_in])?.transpose())
+    }
 }
 
 /// Fresh weights as transformers initialises a Llama: normal(0, std) for linear and embedding
@@ -38,6 +45,15 @@ impl RandomInit {
 }
 
 impl WeightSource for RandomInit {
+    fn linear_weight(&mut self, _name: &str, d_out: usize, d_in: usize) -> Result<Tensor<2>> {
+        // i.i.d. entries: drawing `[in, out]` directly is the same distribution.
+        Ok(Tensor::random(
+            [d_in, d_out],
+            Distribution::Normal(0.0, self.std),
+            &self.device,
+        ))
+    }
+
     fn tensor<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Result<Tensor<D>> {
         Ok(if name.ends_with("norm.weight") {
             Tensor::ones(shape, &self.device)
@@ -185,7 +201,33 @@ impl SafetensorsCheckpoint {
 }
 
 impl WeightSource for SafetensorsCheckpoint {
+    fn linear_weight(&mut self, name: &str, d_out: usize, d_in: usize) -> Result<Tensor<2>> {
+        let (values, found) = self.checked_values(name, &[d_out, d_in])?;
+        debug_assert_eq!(found, [d_out, d_in]);
+        let mut transposed = vec![0.0f32; values.len()];
+        for (o, row) in values.chunks_exact(d_in).enumerate() {
+            for (i, v) in row.iter().enumerate() {
+                transposed[i * d_out + o] = *v;
+            }
+        }
+        Ok(Tensor::from_data(
+            TensorData::new(transposed, [d_in, d_out]),
+            &self.device,
+        ))
+    }
+
     fn tensor<const D: usize>(&mut self, name: &str, shape: [usize; D]) -> Result<Tensor<D>> {
+        let (values, _) = self.checked_values(name, &shape)?;
+        Ok(Tensor::from_data(
+            TensorData::new(values, shape),
+            &self.device,
+        ))
+    }
+}
+
+impl SafetensorsCheckpoint {
+    /// The f32 values of `name` after checking it exists with `shape`; marks it taken.
+    fn checked_values(&mut self, name: &str, shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
         if !self.contains(name) {
             return Err(ModelError::MissingTensor {
                 dir: self.dir.clone(),
@@ -204,10 +246,7 @@ impl WeightSource for SafetensorsCheckpoint {
             });
         }
         self.taken.insert(name.to_string());
-        Ok(Tensor::from_data(
-            TensorData::new(values, shape),
-            &self.device,
-        ))
+        Ok((values, found))
     }
 }
 
