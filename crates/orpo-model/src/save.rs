@@ -143,7 +143,7 @@ impl LlamaForCausalLM {
                 message: e.to_string(),
             }
         })?;
-        commit(&tmp, &weights_path)?;
+        commit_temp(&tmp, &weights_path).map_err(|e| ModelError::io(&weights_path, e))?;
 
         let mut config = self.config.to_json();
         if let Some(map) = config.as_object_mut() {
@@ -151,7 +151,8 @@ impl LlamaForCausalLM {
             map.insert("dtype".into(), dtype.torch_name().into());
         }
         let text = serde_json::to_string_pretty(&config).expect("JSON values serialise");
-        write_atomic(&dir.join("config.json"), text.as_bytes())
+        let config_path = dir.join("config.json");
+        write_atomic(&config_path, text.as_bytes()).map_err(|e| ModelError::io(&config_path, e))
     }
 }
 
@@ -183,32 +184,32 @@ impl HostInput {
     }
 }
 
-fn temp_path(path: &Path) -> PathBuf {
+/// A sibling temporary name for `path`, unique to this process.
+pub fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".tmp-{}", std::process::id()));
     path.with_file_name(name)
 }
 
-/// Renames a fully written, synced temporary file over `path`.
-fn commit(tmp: &Path, path: &Path) -> Result<()> {
-    let file = std::fs::File::open(tmp).map_err(|e| ModelError::io(tmp, e))?;
-    file.sync_all().map_err(|e| ModelError::io(tmp, e))?;
-    std::fs::rename(tmp, path).map_err(|e| {
+/// Syncs a fully written temporary file and renames it over `path` (removing it on failure).
+pub fn commit_temp(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    let result = std::fs::File::open(tmp)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(tmp, path));
+    if result.is_err() {
         let _ = std::fs::remove_file(tmp);
-        ModelError::io(path, e)
-    })
+    }
+    result
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to `path` through a synced temporary file and a rename: readers see the old
+/// file or the new one, never a partial one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = temp_path(path);
-    let result = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    if let Err(e) = result {
+    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
+    if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(ModelError::io(path, e));
+        return Err(e);
     }
-    commit(&tmp, path)
+    commit_temp(&tmp, path)
 }

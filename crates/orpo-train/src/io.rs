@@ -1,34 +1,12 @@
-//! Small file helpers: atomic writes and f32 safetensors for optimizer state.
+//! Small file helpers: atomic writes (shared with `orpo-model`) and f32 safetensors for
+//! optimizer state.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
-/// A sibling temporary name for `path`, unique to this process.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    path.with_file_name(name)
-}
-
-/// Writes `bytes` to `path` through a synced temporary file and a rename: readers see the old
-/// file or the new one, never a partial one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = temp_path(path);
-    let result = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
+pub use orpo_model::save::{temp_path, write_atomic};
 
 /// Writes named f32 vectors as a safetensors file, atomically.
 pub fn write_safetensors(
