@@ -76,7 +76,28 @@ pub fn write_checkpoint(
     fill: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<PathBuf> {
     let final_dir = output_dir.join(format!("checkpoint-{step}"));
-    let tmp = output_dir.join(format!(".checkpoint-{step}.tmp-{}", std::process::id()));
+    write_dir_atomic(&final_dir, fill)?;
+    Ok(final_dir)
+}
+
+/// Fills a temporary sibling directory `.<name>.tmp-<pid>` with `fill`, syncs it, and renames it
+/// to `dir` (replacing what was there): an interruption leaves the old `dir` or none, never a
+/// partial one.
+pub fn write_dir_atomic(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent)?;
+    let name = dir
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .to_string();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp)?;
     }
@@ -86,12 +107,12 @@ pub fn write_checkpoint(
         return Err(e);
     }
     sync_dir(&tmp);
-    if final_dir.exists() {
-        std::fs::remove_dir_all(&final_dir)?;
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
     }
-    std::fs::rename(&tmp, &final_dir)?;
-    sync_dir(output_dir);
-    Ok(final_dir)
+    std::fs::rename(&tmp, dir)?;
+    sync_dir(parent);
+    Ok(())
 }
 
 /// Deletes the oldest checkpoints beyond `limit`.
@@ -124,38 +145,13 @@ pub fn export_model<M: crate::CausalLm>(
     tokenizer_dir: Option<&Path>,
     dir: &Path,
 ) -> anyhow::Result<()> {
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent)?;
-    let name = dir
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .to_string();
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp)?;
-    }
-    std::fs::create_dir_all(&tmp)?;
-    let written = model
-        .save_pretrained(&tmp)
-        .and_then(|()| match tokenizer_dir {
-            Some(tok) => Ok(copy_tokenizer_files(tok, &tmp)?),
-            None => Ok(()),
-        });
-    if let Err(e) = written {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    sync_dir(&tmp);
-    if dir.exists() {
-        std::fs::remove_dir_all(dir)?;
-    }
-    std::fs::rename(&tmp, dir)?;
-    sync_dir(parent);
-    Ok(())
+    write_dir_atomic(dir, |tmp| {
+        model.save_pretrained(tmp)?;
+        if let Some(tok) = tokenizer_dir {
+            copy_tokenizer_files(tok, tmp)?;
+        }
+        Ok(())
+    })
 }
 
 fn sync_dir(dir: &Path) {
