@@ -15,6 +15,14 @@
 //!
 //! λ = 0 is plain SFT on the chosen responses.
 //!
+//! ## Gradient accumulation
+//!
+//! The NLL is a mean over tokens and the odds-ratio term a mean over pairs, so the mean of
+//! micro-batch losses is not the loss of the whole batch when micro-batches hold different
+//! numbers of tokens. [`orpo_loss_with_denominators`] divides the two sums by the totals of the
+//! whole batch ([`LossDenominators`], with [`nll_token_count`] to count each micro-batch's NLL
+//! tokens up front): the micro-batch losses and gradients then add up to the big batch's exactly.
+//!
 //! ## Memory
 //!
 //! The `[2B, T, V]` logits are never materialised. [`orpo_loss`] makes two passes over the
@@ -98,8 +106,113 @@ pub struct OrpoOutput {
     /// `[1]` the loss `nll_loss − λ·mean(ratio)`; differentiable wrt `hidden`, `head_weight`
     /// and `head_bias` when those are tracked, f32.
     pub loss: Tensor<1>,
-    /// Detached `[1]` metric tensors (TRL's names via [`OrpoMetricTensors::to_metrics`]).
+    /// Detached `[1]` metric tensors (TRL's names via [`OrpoMetricTensors::to_metrics`]):
+    /// always this batch's own means, whatever [`LossDenominators`] the loss was divided by.
     pub metrics: OrpoMetricTensors,
+    /// Tokens of this batch in the NLL term (the denominator of `metrics.nll_loss`).
+    pub nll_tokens: usize,
+    /// Pairs `B` of this batch (the denominator of the odds-ratio mean and the pair metrics).
+    pub pairs: usize,
+}
+
+/// The denominators of the loss's two means, for splitting one batch into micro-batches
+/// (gradient accumulation) without changing the update.
+///
+/// The loss of a batch is `Σ_tokens nll / N − λ · Σ_pairs ratio / P`, with `N` the batch's NLL
+/// tokens and `P` its pairs. When a batch is cut into micro-batches, giving each micro-batch the
+/// `N` and `P` of the whole batch makes the micro-batch losses (and their gradients) sum to the
+/// whole batch's: accumulation is then one big batch, even when the micro-batches hold different
+/// numbers of tokens (where the mean of the micro-batch means is not the token mean).
+/// [`nll_token_count`] gives each micro-batch's `N` on the host, before any forward pass.
+///
+/// `None` (the default) uses this batch's own count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LossDenominators {
+    /// `N`: tokens the NLL sum is divided by (at least this batch's NLL tokens).
+    pub nll_tokens: Option<usize>,
+    /// `P`: pairs the odds-ratio sum is divided by (at least this batch's pairs).
+    pub pairs: Option<usize>,
+}
+
+impl LossDenominators {
+    /// Divide by `nll_tokens` and `pairs`: the totals of all micro-batches of one step.
+    pub fn new(nll_tokens: usize, pairs: usize) -> Self {
+        Self {
+            nll_tokens: Some(nll_tokens),
+            pairs: Some(pairs),
+        }
+    }
+}
+
+/// Whether position `j` (≥ 1) of row `r` of a `[2B, T]` batch is a completion token and whether
+/// it is an NLL token (chosen rows only; masked by the attention mask, and by the completion
+/// mask when `nll_on_completion_only`). The one definition [`orpo_loss`] and
+/// [`nll_token_count`] share.
+fn token_role(
+    r: usize,
+    b: usize,
+    att: i64,
+    comp: i64,
+    nll_on_completion_only: bool,
+) -> (bool, bool) {
+    let is_att = att != 0;
+    let is_comp = is_att && comp != 0;
+    let is_nll = r < b
+        && if nll_on_completion_only {
+            is_comp
+        } else {
+            is_att
+        };
+    (is_comp, is_nll)
+}
+
+/// The number of tokens the NLL term of a batch averages over, from its host-side masks
+/// (`[2B, T]` row-major, rows `0..B` chosen): labels are shifted by one, so position 0 of a row
+/// is never scored. Equals [`OrpoOutput::nll_tokens`] of the same batch; use it to build
+/// [`LossDenominators`] before the forward passes.
+///
+/// # Panics
+/// If the masks do not hold `2B · T` values or the row count is odd.
+pub fn nll_token_count(
+    attention_mask: &[i64],
+    completion_mask: &[i64],
+    shape: [usize; 2],
+    nll_on_completion_only: bool,
+) -> usize {
+    let [rows, t] = shape;
+    assert!(rows % 2 == 0, "orpo-loss: need 2B rows, got {rows}");
+    assert!(
+        attention_mask.len() == rows * t && completion_mask.len() == rows * t,
+        "orpo-loss: masks must hold {rows} × {t} values"
+    );
+    let b = rows / 2;
+    let mut n = 0;
+    for r in 0..b {
+        for j in (r * t + 1)..(r * t + t) {
+            n += token_role(
+                r,
+                b,
+                attention_mask[j],
+                completion_mask[j],
+                nll_on_completion_only,
+            )
+            .1 as usize;
+        }
+    }
+    n
+}
+
+impl OrpoInputs {
+    /// [`nll_token_count`] of these inputs (reads the two masks to the host).
+    pub fn nll_token_count(&self, nll_on_completion_only: bool) -> usize {
+        let shape: [usize; 2] = self.attention_mask.dims();
+        nll_token_count(
+            &logps::read_i64(&self.attention_mask, "attention_mask"),
+            &logps::read_i64(&self.completion_mask, "completion_mask"),
+            shape,
+            nll_on_completion_only,
+        )
+    }
 }
 
 /// How the loss, per token, sees the batch: which positions are scored and with which weight.
@@ -109,12 +222,20 @@ struct Plan {
     seg: Vec<f32>,
     /// `[2B]` NaN for a row without completion tokens (TRL's 0/0), else 0.
     empty_rows: Vec<f32>,
-    /// `[M]` `1/n_nll` on the NLL tokens.
+    /// `[M]` `1/nll_denominator` on the NLL tokens.
     nll_w: Vec<f32>,
     n_nll: usize,
+    /// What the NLL sum is divided by: `n_nll` unless the caller gave a denominator.
+    nll_denominator: usize,
 }
 
-fn plan(inputs: &OrpoInputs, rows: usize, t: usize, nll_on_completion_only: bool) -> Plan {
+fn plan(
+    inputs: &OrpoInputs,
+    rows: usize,
+    t: usize,
+    nll_on_completion_only: bool,
+    nll_denominator: Option<usize>,
+) -> Plan {
     let ids = logps::read_i64(&inputs.input_ids, "input_ids");
     let att = logps::read_i64(&inputs.attention_mask, "attention_mask");
     let comp = logps::read_i64(&inputs.completion_mask, "completion_mask");
@@ -129,14 +250,7 @@ fn plan(inputs: &OrpoInputs, rows: usize, t: usize, nll_on_completion_only: bool
     for r in 0..rows {
         for pos in 0..t - 1 {
             let j = r * t + pos + 1;
-            let is_att = att[j] != 0;
-            let is_comp = is_att && comp[j] != 0;
-            let is_nll = r < b
-                && if nll_on_completion_only {
-                    is_comp
-                } else {
-                    is_att
-                };
+            let (is_comp, is_nll) = token_role(r, b, att[j], comp[j], nll_on_completion_only);
             if is_comp || is_nll {
                 let id = ids[j];
                 assert!(
@@ -154,6 +268,16 @@ fn plan(inputs: &OrpoInputs, rows: usize, t: usize, nll_on_completion_only: bool
         }
     }
     let m = sel.len();
+    let nll_denominator = match nll_denominator {
+        Some(n) => {
+            assert!(
+                n >= n_nll,
+                "orpo-loss: NLL denominator {n} is below this batch's {n_nll} NLL tokens"
+            );
+            n
+        }
+        None => n_nll,
+    };
     let mut seg = vec![0f32; rows * m];
     let mut nll_w = vec![0f32; m];
     for k in 0..m {
@@ -161,7 +285,7 @@ fn plan(inputs: &OrpoInputs, rows: usize, t: usize, nll_on_completion_only: bool
             seg[tok_row[k] * m + k] = 1.0 / counts[tok_row[k]] as f32;
         }
         if tok_nll[k] {
-            nll_w[k] = 1.0 / n_nll as f32;
+            nll_w[k] = 1.0 / nll_denominator as f32;
         }
     }
     let empty_rows = counts
@@ -174,6 +298,7 @@ fn plan(inputs: &OrpoInputs, rows: usize, t: usize, nll_on_completion_only: bool
         empty_rows,
         nll_w,
         n_nll,
+        nll_denominator,
     }
 }
 
@@ -198,6 +323,32 @@ pub fn orpo_loss(
     head_bias: Option<Tensor<1>>,
     inputs: &OrpoInputs,
     config: &OrpoLossConfig,
+) -> OrpoOutput {
+    orpo_loss_with_denominators(
+        hidden,
+        head_weight,
+        head_bias,
+        inputs,
+        config,
+        LossDenominators::default(),
+    )
+}
+
+/// [`orpo_loss`] with the NLL sum divided by `denominators.nll_tokens` and the odds-ratio sum by
+/// `denominators.pairs` instead of this batch's own counts: the loss of one micro-batch of a
+/// larger batch, such that the micro-batch losses and gradients add up to the larger batch's
+/// (see [`LossDenominators`]). The metrics stay this batch's own means; `nll_tokens` and `pairs`
+/// of the output give the weights to combine them.
+///
+/// # Panics
+/// As [`orpo_loss`], and when a denominator is below this batch's own count.
+pub fn orpo_loss_with_denominators(
+    hidden: Tensor<3>,
+    head_weight: Tensor<2>,
+    head_bias: Option<Tensor<1>>,
+    inputs: &OrpoInputs,
+    config: &OrpoLossConfig,
+    denominators: LossDenominators,
 ) -> OrpoOutput {
     if let Err(e) = config.validate() {
         panic!("orpo-loss: invalid config: {e}");
@@ -227,7 +378,24 @@ pub fn orpo_loss(
     let b = rows / 2;
     let (beta, tau) = (config.beta, config.orpo_beta);
 
-    let p = plan(inputs, rows, t, config.nll_on_completion_only);
+    let p = plan(
+        inputs,
+        rows,
+        t,
+        config.nll_on_completion_only,
+        denominators.nll_tokens,
+    );
+    // The odds-ratio term is −λ·Σ ratio / P = −λ·mean(ratio) · B/P.
+    let pair_scale = match denominators.pairs {
+        Some(pairs) => {
+            assert!(
+                pairs >= b,
+                "orpo-loss: pair denominator {pairs} is below this batch's {b} pairs"
+            );
+            b as f64 / pairs as f64
+        }
+        None => 1.0,
+    };
     assert!(
         !p.sel.is_empty(),
         "orpo-loss: no token to score in this batch"
@@ -253,11 +421,30 @@ pub fn orpo_loss(
         + empty;
     let lc = row_logps.clone().slice_dim(0, 0..b);
     let lr = row_logps.slice_dim(0, b..rows);
-    let nan_if_no_nll = if p.n_nll == 0 { f32::NAN } else { 0.0 };
+    // Σ nll / N: TRL's token mean when N is this batch's count (0/0 = NaN as TRL without any
+    // NLL token); the metric is always this batch's own mean.
+    let nan_if_no_nll = if p.nll_denominator == 0 {
+        f32::NAN
+    } else {
+        0.0
+    };
     let nll = (nll_w.clone() * logp).sum().neg().add_scalar(nan_if_no_nll);
+    let nll_mean = if p.nll_denominator == p.n_nll {
+        nll.clone()
+    } else if p.n_nll == 0 {
+        nll.clone().add_scalar(f32::NAN)
+    } else {
+        nll.clone()
+            .mul_scalar(p.nll_denominator as f64 / p.n_nll as f64)
+    };
 
     let or = odds_ratio_loss(lc.clone(), lr.clone(), beta, tau);
-    let value = nll.clone() + or.loss.clone();
+    let or_term = if pair_scale == 1.0 {
+        or.loss.clone()
+    } else {
+        or.loss.clone().mul_scalar(pair_scale)
+    };
+    let value = nll + or_term;
 
     // Metrics (detached, inner device). The logit means use Σ_v (h·W + b)_v = h·(W 1) + Σ b,
     // over positions 0..T−1 of each half (TRL: logits[:, :-1, :]), without any [.., V] tensor.
@@ -290,7 +477,7 @@ pub fn orpo_loss(
         logps_rejected: lr.clone().mean(),
         logits_chosen: logits_mean(0..b),
         logits_rejected: logits_mean(b..rows),
-        nll_loss: nll,
+        nll_loss: nll_mean,
         log_odds_ratio: or.ratio.mean(),
         log_odds_chosen: or.log_odds.mean(),
     };
@@ -303,7 +490,7 @@ pub fn orpo_loss(
     };
     let mut loss = value.clone();
     if request.hidden || request.weight || request.bias {
-        let (d_lc, d_lr) = odds_ratio_loss_grads(lc, lr, beta, tau);
+        let (d_lc, d_lr) = odds_ratio_loss_grads(lc, lr, beta * pair_scale, tau);
         let d_rows = Tensor::cat(vec![d_lc, d_lr], 0).reshape([1, rows]);
         // ∂loss/∂logp_k = Σ_r ∂loss/∂l_r · seg[r, k] − nll_w[k]
         let coef = d_rows.matmul(seg).reshape([m]) - nll_w;
@@ -328,5 +515,10 @@ pub fn orpo_loss(
     } else if hidden.is_autodiff() {
         loss = loss.autodiff();
     }
-    OrpoOutput { loss, metrics }
+    OrpoOutput {
+        loss,
+        metrics,
+        nll_tokens: p.n_nll,
+        pairs: b,
+    }
 }

@@ -3,8 +3,8 @@
 
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
 use orpo_loss::{
-    OrpoInputs, OrpoLossConfig, expm1, log1mexp, naive_orpo_loss, odds_ratio_loss,
-    odds_ratio_loss_grads, orpo_loss,
+    LossDenominators, OrpoInputs, OrpoLossConfig, expm1, log1mexp, naive_orpo_loss,
+    odds_ratio_loss, odds_ratio_loss_grads, orpo_loss, orpo_loss_with_denominators,
 };
 
 fn dev() -> Device {
@@ -251,6 +251,16 @@ type RunResult = (
 
 /// Runs either implementation.
 fn run(b: &Batch, config: &OrpoLossConfig, naive: bool) -> RunResult {
+    run_with(b, config, naive, LossDenominators::default())
+}
+
+/// Runs either implementation; the chunked one with `denominators`.
+fn run_with(
+    b: &Batch,
+    config: &OrpoLossConfig,
+    naive: bool,
+    denominators: LossDenominators,
+) -> RunResult {
     let hidden = b.hidden.clone().autodiff().require_grad();
     let weight = b.weight.clone().autodiff().require_grad();
     let bias = b.bias.clone().map(|x| x.autodiff().require_grad());
@@ -266,12 +276,13 @@ fn run(b: &Batch, config: &OrpoLossConfig, naive: bool) -> RunResult {
             None,
         )
     } else {
-        let out = orpo_loss(
+        let out = orpo_loss_with_denominators(
             hidden.clone(),
             weight.clone(),
             bias.clone(),
             &b.inputs,
             config,
+            denominators,
         );
         (out.loss, Some(out.metrics.to_metrics()))
     };
@@ -393,4 +404,109 @@ fn untracked_inputs_give_value_only() {
         1e-7,
         "eval loss == train loss value",
     );
+}
+
+/// Pair `p` of `b` alone: rows `p` (chosen) and `B + p` (rejected), same `T`.
+fn one_pair(b: &Batch, p: usize) -> Batch {
+    let [rows, ..] = b.hidden.dims();
+    let device = b.hidden.device();
+    let idx = Tensor::<1, Int>::from_data(
+        TensorData::new(vec![p as i64, (rows / 2 + p) as i64], [2]),
+        &device,
+    );
+    let pick = |t: &Tensor<2, Int>| t.clone().select(0, idx.clone());
+    Batch {
+        hidden: b.hidden.clone().select(0, idx.clone()),
+        weight: b.weight.clone(),
+        bias: b.bias.clone(),
+        inputs: OrpoInputs {
+            input_ids: pick(&b.inputs.input_ids),
+            attention_mask: pick(&b.inputs.attention_mask),
+            completion_mask: pick(&b.inputs.completion_mask),
+        },
+    }
+}
+
+#[test]
+fn micro_batches_with_the_batch_denominators_add_up_to_the_batch() {
+    let b = batch(false, true);
+    for only in [false, true] {
+        let config = OrpoLossConfig::new(0.3)
+            .with_nll_on_completion_only(only)
+            .with_chunk_size(5);
+        let whole = run(&b, &config, false);
+        let parts: Vec<Batch> = (0..2).map(|p| one_pair(&b, p)).collect();
+        let counts: Vec<usize> = parts
+            .iter()
+            .map(|part| part.inputs.nll_token_count(only))
+            .collect();
+        let total = b.inputs.nll_token_count(only);
+        assert_eq!(counts.iter().sum::<usize>(), total);
+        assert_ne!(
+            counts[0], counts[1],
+            "the test needs pairs of different lengths"
+        );
+        let out = orpo_loss(
+            b.hidden.clone(),
+            b.weight.clone(),
+            b.bias.clone(),
+            &b.inputs,
+            &config,
+        );
+        assert_eq!((out.nll_tokens, out.pairs), (total, 2));
+
+        let denominators = LossDenominators::new(total, 2);
+        let runs: Vec<RunResult> = parts
+            .iter()
+            .map(|part| run_with(part, &config, false, denominators))
+            .collect();
+        let loss: f64 = runs.iter().map(|r| r.0).sum();
+        close(loss, whole.0, 1e-6, "Σ micro-batch losses == batch loss");
+        let sum = |f: &dyn Fn(&RunResult) -> Vec<f64>| -> Vec<f64> {
+            let (a, b) = (f(&runs[0]), f(&runs[1]));
+            a.iter().zip(&b).map(|(x, y)| x + y).collect()
+        };
+        assert_vec_close(&sum(&|r| r.2.clone()), &whole.2, 1e-5, "Σ grad weight");
+        assert_vec_close(
+            &sum(&|r| r.3.clone().unwrap()),
+            whole.3.as_ref().unwrap(),
+            1e-5,
+            "Σ grad bias",
+        );
+        // Each micro-batch's hidden-state gradient is the batch's for its two rows.
+        let per_row = whole.1.len() / 4;
+        for (p, r) in runs.iter().enumerate() {
+            for (half, row) in [p, 2 + p].into_iter().enumerate() {
+                assert_vec_close(
+                    &r.1[half * per_row..(half + 1) * per_row],
+                    &whole.1[row * per_row..(row + 1) * per_row],
+                    1e-5,
+                    &format!("grad hidden row {row}"),
+                );
+            }
+        }
+        // Metrics stay each micro-batch's own means; weighted by the counts they give the batch's.
+        let m: Vec<_> = runs.iter().map(|r| r.4.unwrap()).collect();
+        let wm = whole.4.unwrap();
+        let nll =
+            (m[0].nll_loss * counts[0] as f64 + m[1].nll_loss * counts[1] as f64) / total as f64;
+        close(nll, wm.nll_loss, 1e-6, "token-weighted nll_loss");
+        close(
+            (m[0].log_odds_ratio + m[1].log_odds_ratio) / 2.0,
+            wm.log_odds_ratio,
+            1e-6,
+            "pair-weighted log_odds_ratio",
+        );
+        // The Hugging Face rule (mean of the micro-batch means) is not the batch loss here.
+        let own: f64 = parts
+            .iter()
+            .map(|part| run(part, &config, false).0)
+            .sum::<f64>()
+            / 2.0;
+        assert!(
+            (own - whole.0).abs() > 1e-3,
+            "mean of micro-batch means {own} vs batch loss {}",
+            whole.0
+        );
+    }
 }

@@ -13,10 +13,12 @@ use anyhow::{Context, bail};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use orpo_data::{
-    BatchOrder, Collator, PreferenceDataset, PreferenceTokenizer, TokenizeConfig, TokenizeReport,
-    TokenizedPair, batch_indices,
+    Batch, BatchOrder, Collator, PreferenceDataset, PreferenceTokenizer, TokenizeConfig,
+    TokenizeReport, TokenizedPair, batch_indices,
 };
-use orpo_loss::{OrpoInputs, OrpoLossConfig, orpo_loss};
+use orpo_loss::{
+    LossDenominators, OrpoInputs, OrpoLossConfig, nll_token_count, orpo_loss_with_denominators,
+};
 use serde::Serialize;
 
 use crate::checkpoint::{self, TrainerState};
@@ -73,16 +75,24 @@ impl OrpoStep {
         pad_id: u32,
         device: &Device,
     ) -> (OrpoInputs, Tensor<2>) {
-        let batch = Collator::new(pad_id).collate(pairs.iter().copied());
+        Self::batch_inputs(
+            &Collator::new(pad_id).collate(pairs.iter().copied()),
+            device,
+        )
+    }
+
+    /// The `[2B, T]` input tensors of a collated batch, on `device`.
+    pub fn batch_inputs(batch: &Batch, device: &Device) -> (OrpoInputs, Tensor<2>) {
         let shape = batch.shape();
-        let int = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, shape), device);
+        let int =
+            |v: &[i64]| Tensor::<2, Int>::from_data(TensorData::new(v.to_vec(), shape), device);
         let mask_f: Vec<f32> = batch.attention_mask.iter().map(|&m| m as f32).collect();
         let attention = Tensor::<2>::from_data(TensorData::new(mask_f, shape), device);
         (
             OrpoInputs {
-                input_ids: int(batch.input_ids),
-                attention_mask: int(batch.attention_mask),
-                completion_mask: int(batch.completion_mask),
+                input_ids: int(&batch.input_ids),
+                attention_mask: int(&batch.attention_mask),
+                completion_mask: int(&batch.completion_mask),
             },
             attention,
         )
@@ -95,9 +105,22 @@ impl OrpoStep {
         attention: Tensor<2>,
         loss: &OrpoLossConfig,
     ) -> (Tensor<1>, Vec<(&'static str, f64)>) {
+        Self::forward_with_denominators(model, inputs, attention, loss, LossDenominators::default())
+    }
+
+    /// As [`forward`](Self::forward), with the loss's NLL and odds-ratio sums divided by
+    /// `denominators` (the totals of an accumulated step) instead of this batch's own counts;
+    /// the metrics stay this batch's own means.
+    pub fn forward_with_denominators<M: CausalLm>(
+        model: &M,
+        inputs: &OrpoInputs,
+        attention: Tensor<2>,
+        loss: &OrpoLossConfig,
+        denominators: LossDenominators,
+    ) -> (Tensor<1>, Vec<(&'static str, f64)>) {
         let hidden = model.hidden_states(inputs.input_ids.clone(), attention);
         let (weight, bias) = model.output_head();
-        let out = orpo_loss(hidden, weight, bias, inputs, loss);
+        let out = orpo_loss_with_denominators(hidden, weight, bias, inputs, loss, denominators);
         let metrics = out.metrics.to_metrics().to_named();
         (out.loss, metrics)
     }
@@ -320,7 +343,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
         let loss_cfg = loss_config(&cfg);
         let ga = cfg.gradient_accumulation_steps;
         let per_epoch = self.micro_batches_per_epoch();
-        let pad_id = self.tokenizer.padding_id();
+        let collator = Collator::new(self.tokenizer.padding_id());
         let mut order_cache = None;
         let mut window: BTreeMap<String, f64> = BTreeMap::new();
         let mut window_steps = 0usize;
@@ -336,21 +359,56 @@ impl<M: CausalLm> OrpoTrainer<M> {
             let mut grads = GradientsParams::new();
             let mut step_loss = 0.0;
             let mut step_metrics: BTreeMap<String, f64> = BTreeMap::new();
+            // Accumulation is one big batch: every micro-batch's NLL sum is divided by the NLL
+            // tokens of the whole step and its odds-ratio sum by the step's pairs, so the
+            // micro-batch losses and gradients add up to those of the step's pairs in one batch.
+            // (The Hugging Face Trainer divides each micro-batch mean by the accumulation steps
+            // instead, which weights tokens unequally when micro-batches differ in length.)
+            let mut batches = Vec::with_capacity(ga);
             for _ in 0..ga {
                 let indices = self.micro_batch(state.micro_batches_done, &mut order_cache);
                 state.micro_batches_done += 1;
-                let pairs: Vec<&TokenizedPair> =
-                    indices.iter().map(|&i| &self.train_pairs[i]).collect();
-                let (inputs, attention) = OrpoStep::inputs(&pairs, pad_id, &device);
-                let (loss, metrics) = OrpoStep::forward(&self.model, &inputs, attention, &loss_cfg);
-                // The Hugging Face Trainer divides each micro-batch loss by the accumulation
-                // steps, so the summed gradients are their mean.
-                let scaled = loss.clone().div_scalar(ga as f64);
-                let micro_grads = GradientsParams::from_grads(scaled.backward(), &self.model);
+                batches.push(collator.collate(indices.iter().map(|&i| &self.train_pairs[i])));
+            }
+            let nll_tokens: Vec<usize> = batches
+                .iter()
+                .map(|b| {
+                    nll_token_count(
+                        &b.attention_mask,
+                        &b.completion_mask,
+                        b.shape(),
+                        loss_cfg.nll_on_completion_only,
+                    )
+                })
+                .collect();
+            let total_tokens: usize = nll_tokens.iter().sum();
+            let total_pairs: usize = batches.iter().map(|b| b.pairs).sum();
+            let denominators = LossDenominators::new(total_tokens, total_pairs);
+            for (batch, &tokens) in batches.iter().zip(&nll_tokens) {
+                let (inputs, attention) = OrpoStep::batch_inputs(batch, &device);
+                let (loss, metrics) = OrpoStep::forward_with_denominators(
+                    &self.model,
+                    &inputs,
+                    attention,
+                    &loss_cfg,
+                    denominators,
+                );
+                let micro_grads = GradientsParams::from_grads(loss.backward(), &self.model);
                 accumulate(&self.model, &mut grads, micro_grads);
-                step_loss += loss.into_scalar::<f32>() as f64 / ga as f64;
+                step_loss += loss.into_scalar::<f32>() as f64;
+                // The step's metrics are those of the whole step's pairs: the NLL weighted by
+                // tokens, the per-pair means by pairs.
+                let token_share = tokens as f64 / total_tokens.max(1) as f64;
+                let pair_share = batch.pairs as f64 / total_pairs as f64;
                 for (name, value) in metrics {
-                    *step_metrics.entry(name.to_string()).or_default() += value / ga as f64;
+                    let share = if name == "nll_loss" {
+                        token_share
+                    } else {
+                        pair_share
+                    };
+                    if share > 0.0 {
+                        *step_metrics.entry(name.to_string()).or_default() += value * share;
+                    }
                 }
             }
             let grad_norm = clip_global_norm(&self.model, &mut grads, cfg.max_grad_norm);
