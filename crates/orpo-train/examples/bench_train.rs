@@ -1,0 +1,187 @@
+//! ORPO training throughput at the SmolLM2-135M shape (hidden 576, 30 layers, 9 heads, 3 KV
+//! heads, intermediate 1536, vocab 49152, tied; random weights), the figures of issue 9:
+//! training tokens per second (non-padding tokens of chosen and rejected), seconds per step
+//! (median after warm-up), peak resident memory, and the time from process start to the end of
+//! the first step. `scripts/bench_trl.py` measures the same for TRL's `ORPOTrainer`.
+//!
+//! One step is what `OrpoTrainer` does per optimizer step without accumulation: collate the
+//! pairs, forward, the chunked ORPO loss, backward, global-norm clipping, AdamW.
+//!
+//!     cargo run --release -p orpo-train --example bench_train -- \
+//!         [--pairs 2] [--prompt 128] [--completion 384] [--steps 12] [--warmup 2] [--layers 30]
+//!
+//! Prints one JSON line.
+
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use orpo_data::{Collator, TokenizedPair};
+use orpo_loss::{OrpoInputs, OrpoLossConfig, orpo_loss};
+use orpo_model::{LlamaConfig, LlamaForCausalLM};
+use orpo_train::optim::{AdamW, AdamWSettings, clip_global_norm};
+
+struct Args {
+    pairs: usize,
+    prompt: usize,
+    completion: usize,
+    steps: usize,
+    warmup: usize,
+    layers: usize,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        pairs: 2,
+        prompt: 128,
+        completion: 384,
+        steps: 12,
+        warmup: 2,
+        layers: 30,
+    };
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    for pair in raw.chunks(2) {
+        let value = || -> usize {
+            pair.get(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{} needs a number", pair[0]))
+        };
+        match pair[0].as_str() {
+            "--pairs" => args.pairs = value(),
+            "--prompt" => args.prompt = value(),
+            "--completion" => args.completion = value(),
+            "--steps" => args.steps = value(),
+            "--warmup" => args.warmup = value(),
+            "--layers" => args.layers = value(),
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    args
+}
+
+/// Peak resident set size in MiB (`VmHWM`).
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Seconds since this process started (from `/proc/self/stat` and the system uptime), so the
+/// time to the first step includes loading the binary, as Python's includes its imports.
+fn seconds_since_process_start() -> f64 {
+    let ticks_per_s = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_comm = stat.rsplit(')').next().unwrap_or("");
+    let start_ticks: f64 = after_comm
+        .split_whitespace()
+        .nth(19) // field 22 overall: starttime
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|u| u.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN);
+    uptime - start_ticks / ticks_per_s
+}
+
+/// `pairs` synthetic pairs with exactly `prompt` + `completion` tokens each, ids spread over the
+/// vocabulary (deterministic).
+fn synthetic_pairs(pairs: usize, prompt: usize, completion: usize, vocab: u32) -> Vec<TokenizedPair> {
+    let ids = |seed: usize| -> Vec<u32> {
+        (0..prompt + completion)
+            .map(|i| ((i * 7919 + seed * 104_729) as u32 % (vocab - 3)) + 3)
+            .collect()
+    };
+    (0..pairs)
+        .map(|p| {
+            let chosen = ids(2 * p);
+            let mut rejected = chosen.clone();
+            rejected[prompt..].copy_from_slice(&ids(2 * p + 1)[prompt..]);
+            TokenizedPair {
+                index: p,
+                chosen_ids: chosen,
+                chosen_prompt_len: prompt,
+                rejected_ids: rejected,
+                rejected_prompt_len: prompt,
+            }
+        })
+        .collect()
+}
+
+fn main() {
+    let args = parse_args();
+    let json = format!(
+        r#"{{"model_type":"llama","vocab_size":49152,"hidden_size":576,"intermediate_size":1536,
+        "num_hidden_layers":{},"num_attention_heads":9,"num_key_value_heads":3,
+        "rms_norm_eps":1e-5,"rope_theta":100000,"max_position_embeddings":8192,
+        "tie_word_embeddings":true}}"#,
+        args.layers
+    );
+    let config = LlamaConfig::from_json_str(&json, "bench".as_ref()).expect("bench config");
+    let device = Device::default().autodiff();
+    device.seed(0);
+    let mut model = LlamaForCausalLM::init(&config, &device);
+    let pairs = synthetic_pairs(args.pairs, args.prompt, args.completion, 49152);
+    let loss_config = OrpoLossConfig::new(0.1);
+    let mut optim = AdamW::new(AdamWSettings::default());
+    let collator = Collator::new(0);
+
+    let mut step_seconds = Vec::new();
+    let mut first_step_end = f64::NAN;
+    let mut train_tokens = 0usize;
+    for step in 0..args.warmup + args.steps {
+        let started = Instant::now();
+        let batch = collator.collate(pairs.iter());
+        train_tokens = batch.attention_mask.iter().filter(|&&m| m != 0).count();
+        let shape = batch.shape();
+        let int = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, shape), &device);
+        let mask_f: Vec<f32> = batch.attention_mask.iter().map(|&m| m as f32).collect();
+        let attention = Tensor::<2>::from_data(TensorData::new(mask_f, shape), &device);
+        let inputs = OrpoInputs {
+            input_ids: int(batch.input_ids),
+            attention_mask: int(batch.attention_mask),
+            completion_mask: int(batch.completion_mask),
+        };
+        let hidden = model.forward_hidden(inputs.input_ids.clone(), attention);
+        let out = orpo_loss(hidden, model.head_weight(), None, &inputs, &loss_config);
+        let _metrics = out.metrics.to_metrics().to_named();
+        let loss = out.loss;
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        let _norm = clip_global_norm(&model, &mut grads, 1.0);
+        model = optim.step(1e-5, model, &mut grads);
+        let seconds = started.elapsed().as_secs_f64();
+        if step == 0 {
+            first_step_end = seconds_since_process_start();
+        }
+        if step >= args.warmup {
+            step_seconds.push(seconds);
+        }
+    }
+    step_seconds.sort_by(f64::total_cmp);
+    let median = step_seconds[step_seconds.len() / 2];
+    let params = 576 * 49152 + args.layers * (576 * 576 * 2 + 576 * 192 * 2 + 3 * 576 * 1536);
+    let flop_per_token = 6.0 * params as f64;
+    println!(
+        "{}",
+        serde_json::json!({
+            "tool": "orpo-rs",
+            "backend": format!("{device:?}"),
+            "pairs": args.pairs,
+            "prompt": args.prompt,
+            "completion": args.completion,
+            "layers": args.layers,
+            "train_tokens_per_step": train_tokens,
+            "median_step_s": median,
+            "min_step_s": step_seconds[0],
+            "max_step_s": step_seconds[step_seconds.len() - 1],
+            "tokens_per_s": train_tokens as f64 / median,
+            "approx_gflop_per_s": flop_per_token * train_tokens as f64 / median / 1e9,
+            "peak_rss_mib": peak_rss_mib(),
+            "first_step_end_s": first_step_end,
+            "steps_timed": step_seconds.len(),
+        })
+    );
+}
