@@ -163,7 +163,7 @@ pub fn eval(
 ) -> Result<(), Failure> {
     let config = OrpoConfig::default().apply_overrides(set).map_err(usage)?;
     let dir = resolve_dir(model, "--model")?;
-    let model = LlamaForCausalLM::from_pretrained(&dir, &device)?;
+    let model = load_model(&dir, None, &device)?;
     let tokenizer = PreferenceTokenizer::from_dir(&dir)?;
     let split = split.unwrap_or(&config.dataset_test_split);
     let data = PreferenceDataset::load(dataset, Some(split), &data_config(&config))?;
@@ -210,7 +210,7 @@ pub fn generate(
     device: Device,
 ) -> Result<(), Failure> {
     let dir = resolve_dir(model, "--model")?;
-    let model = LlamaForCausalLM::from_pretrained(&dir, &device)?;
+    let model = load_model(&dir, None, &device)?;
     let tokenizer = PreferenceTokenizer::from_dir(&dir)?;
     let ids = prompt_ids(&tokenizer, prompt)?;
     config.eos_token_ids = model.config.eos_token_ids.clone();
@@ -282,13 +282,60 @@ pub fn inspect(
 }
 
 /// `orpo export`.
-pub fn export(checkpoint: &str, out: &str, device: Device) -> Result<(), Failure> {
+///
+/// A LoRA checkpoint (a PEFT adapter directory) is loaded onto its base model (`--base`, else
+/// the adapter's `base_model_name_or_path`) and written merged with `--merge`, else as a PEFT
+/// adapter directory. A full checkpoint is written as a Hugging Face model.
+pub fn export(
+    checkpoint: &str,
+    out: &str,
+    merge: bool,
+    base: Option<&str>,
+    device: Device,
+) -> Result<(), Failure> {
     let dir = resolve_dir(checkpoint, "--checkpoint")?;
-    let model = LlamaForCausalLM::from_pretrained(&dir, &device)?;
+    let model = load_model(&dir, base, &device)?;
     let out = PathBuf::from(out);
-    orpo_train::checkpoint::export_model(&model, Some(&dir), &out)?;
+    if model.lora_config().is_some() && !merge {
+        orpo_train::lora::export_adapter(&model, Some(&dir), &out)?;
+    } else {
+        orpo_train::checkpoint::export_model(&model.merge_lora(), Some(&dir), &out)?;
+    }
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// The model of `dir`: a Hugging Face model directory, or a PEFT adapter directory
+/// (`adapter_config.json`) loaded onto its base model, `base` or else the adapter's
+/// `base_model_name_or_path`.
+fn load_model(
+    dir: &Path,
+    base: Option<&str>,
+    device: &Device,
+) -> Result<LlamaForCausalLM, Failure> {
+    if !dir.join(orpo_model::lora::ADAPTER_CONFIG).is_file() {
+        return Ok(LlamaForCausalLM::from_pretrained(dir, device)?);
+    }
+    let lora = orpo_model::LoraConfig::from_adapter_dir(dir)?;
+    let base = match (base, &lora.base_model_name_or_path) {
+        (Some(base), _) => resolve_dir(base, "--base")?,
+        (None, Some(base)) => resolve_dir(
+            base,
+            &format!(
+                "{}: `base_model_name_or_path`",
+                dir.join(orpo_model::lora::ADAPTER_CONFIG).display()
+            ),
+        )?,
+        (None, None) => {
+            return Err(usage(anyhow!(
+                "{} is a LoRA adapter without `base_model_name_or_path`; pass --base DIR",
+                dir.display()
+            )));
+        }
+    };
+    let model = LlamaForCausalLM::from_pretrained(&base, device)
+        .with_context(|| format!("loading the base model from {}", base.display()))?;
+    Ok(model.load_adapter(dir)?)
 }
 
 /// `orpo plot`.

@@ -79,7 +79,8 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
-    /// Write a Hugging Face model directory from a checkpoint.
+    /// Write a Hugging Face model directory from a checkpoint (a LoRA checkpoint: its PEFT
+    /// adapter directory, or with --merge the base model with the adapter merged in).
     Export {
         /// A checkpoint-<step> directory.
         #[arg(long)]
@@ -87,6 +88,13 @@ enum Command {
         /// The output directory.
         #[arg(long)]
         out: String,
+        /// LoRA checkpoints: write the merged model instead of the adapter.
+        #[arg(long)]
+        merge: bool,
+        /// LoRA checkpoints: the base model directory (default: the adapter's
+        /// `base_model_name_or_path`).
+        #[arg(long)]
+        base: Option<String>,
     },
     /// Draw the plots of a run from its metrics.jsonl into RUN_DIR/plots.
     Plot {
@@ -186,7 +194,12 @@ fn run(cli: Cli) -> Result<(), commands::Failure> {
                     set,
                 },
         } => commands::inspect(&dataset, tokenizer.as_deref(), split.as_deref(), json, &set),
-        Command::Export { checkpoint, out } => commands::export(&checkpoint, &out, device),
+        Command::Export {
+            checkpoint,
+            out,
+            merge,
+            base,
+        } => commands::export(&checkpoint, &out, merge, base.as_deref(), device),
         Command::Plot { run_dir } => commands::plot(&run_dir),
     }
 }

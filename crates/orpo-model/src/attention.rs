@@ -5,6 +5,7 @@ use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
+use crate::lora;
 use crate::rope::{RopeTables, apply_rope};
 
 /// Cached keys and values of one layer, each `[B, kv_heads, S_past, head_dim]` (after RoPE).
@@ -45,6 +46,9 @@ pub struct Attention {
     pub num_kv_heads: usize,
     /// Width of one head.
     pub head_dim: usize,
+    /// Dropout on the input of LoRA adapters while training (0 without adapters).
+    #[module(skip)]
+    pub lora_dropout: f64,
 }
 
 impl Attention {
@@ -65,9 +69,10 @@ impl Attention {
             t.reshape([batch, seq, heads, self.head_dim])
                 .swap_dims(1, 2)
         };
-        let q = split_heads(self.q_proj.forward(x.clone()), self.num_heads);
-        let k = split_heads(self.k_proj.forward(x.clone()), self.num_kv_heads);
-        let v = split_heads(self.v_proj.forward(x), self.num_kv_heads);
+        let p = self.lora_dropout;
+        let q = split_heads(lora::forward(&self.q_proj, x.clone(), p), self.num_heads);
+        let k = split_heads(lora::forward(&self.k_proj, x.clone(), p), self.num_kv_heads);
+        let v = split_heads(lora::forward(&self.v_proj, x, p), self.num_kv_heads);
         let q = apply_rope(q, rope);
         let mut k = apply_rope(k, rope);
         let mut v = v;
@@ -88,7 +93,7 @@ impl Attention {
         let out = out
             .swap_dims(1, 2)
             .reshape([batch, seq, self.num_heads * self.head_dim]);
-        self.o_proj.forward(out)
+        lora::forward(&self.o_proj, out, p)
     }
 
     /// `[B, kv_heads, S, d]` → `[B, heads, S, d]`, each kv head repeated for its query group.

@@ -83,6 +83,14 @@ pub enum ModelError {
         /// The dtype found.
         dtype: String,
     },
+    /// A LoRA configuration or PEFT adapter directory is invalid or unsupported.
+    #[error("{path}: LoRA: {message}")]
+    Lora {
+        /// The adapter file or directory (or `LoRA config`).
+        path: PathBuf,
+        /// What is wrong, naming the key or tensor.
+        message: String,
+    },
     /// Reading a tensor back from the device failed.
     #[error("reading tensor `{name}` from the device: {message}")]
     Device {

@@ -8,6 +8,9 @@
 //! - Weights load from `model.safetensors` or a sharded index, in f32, bf16 or f16, and save
 //!   back in the layout transformers loads ([`LlamaForCausalLM::save_pretrained`]).
 //! - [`GenerationConfig`] drives KV-cached generation.
+//! - [`LoraConfig`] and [`LlamaForCausalLM::with_lora`]: LoRA adapters on frozen weights (burn's
+//!   reparameterization, PEFT's initialisation and forward), merged or saved as a PEFT adapter
+//!   directory ([`lora`]).
 //!
 //! The crate names no backend: pass any burn [`Device`](burn::tensor::Device).
 //!
@@ -29,6 +32,7 @@ pub mod attention;
 pub mod config;
 pub mod error;
 pub mod generate;
+pub mod lora;
 pub mod mlp;
 pub mod model;
 pub mod rope;
@@ -38,6 +42,7 @@ pub mod weights;
 pub use config::{LlamaConfig, RopeScaling};
 pub use error::{ModelError, Result};
 pub use generate::GenerationConfig;
+pub use lora::LoraConfig;
 pub use model::{KvCache, LlamaForCausalLM};
 pub use save::SaveDtype;
 pub use weights::{RandomInit, SafetensorsCheckpoint, WeightSource};

@@ -5,6 +5,8 @@ use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
 
+use crate::lora;
+
 /// `down(silu(gate(x)) · up(x))`.
 #[derive(Module, Debug)]
 pub struct Mlp {
@@ -14,12 +16,20 @@ pub struct Mlp {
     pub up_proj: Linear,
     /// `[I, H]`.
     pub down_proj: Linear,
+    /// Dropout on the input of LoRA adapters while training (0 without adapters).
+    #[module(skip)]
+    pub lora_dropout: f64,
 }
 
 impl Mlp {
     /// `[B, T, H]` → `[B, T, H]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let gate = silu(self.gate_proj.forward(x.clone()));
-        self.down_proj.forward(gate * self.up_proj.forward(x))
+        let p = self.lora_dropout;
+        let gate = silu(lora::forward(&self.gate_proj, x.clone(), p));
+        lora::forward(
+            &self.down_proj,
+            gate * lora::forward(&self.up_proj, x, p),
+            p,
+        )
     }
 }

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::attention::{Attention, LayerCache};
 use crate::config::LlamaConfig;
 use crate::error::Result;
+use crate::lora::LoraConfig;
 use crate::mlp::Mlp;
 use crate::rope::{RopeTables, rope_tables};
 use crate::weights::{RandomInit, SafetensorsCheckpoint, WeightSource};
@@ -72,6 +73,9 @@ pub struct LlamaForCausalLM {
     /// The configuration the model was built from.
     #[module(skip)]
     pub config: LlamaConfig,
+    /// The LoRA settings when adapters are attached ([`with_lora`](Self::with_lora)).
+    #[module(skip)]
+    pub lora: Option<LoraConfig>,
     /// Rotary inverse frequencies `[head_dim / 2]`.
     #[module(skip)]
     rope_inv_freq: Vec<f32>,
@@ -144,11 +148,13 @@ impl LlamaForCausalLM {
                 num_heads: c.num_attention_heads,
                 num_kv_heads: c.num_key_value_heads,
                 head_dim: c.head_dim,
+                lora_dropout: 0.0,
             };
             let mlp = Mlp {
                 gate_proj: linear("mlp.gate_proj", h, i, c.mlp_bias)?,
                 up_proj: linear("mlp.up_proj", h, i, c.mlp_bias)?,
                 down_proj: linear("mlp.down_proj", i, h, c.mlp_bias)?,
+                lora_dropout: 0.0,
             };
             layers.push(DecoderLayer {
                 input_layernorm: rms_norm(
@@ -179,6 +185,7 @@ impl LlamaForCausalLM {
             norm,
             lm_head,
             config: config.clone(),
+            lora: None,
             rope_inv_freq: config.rope_inv_freq(),
         })
     }

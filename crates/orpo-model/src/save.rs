@@ -96,54 +96,21 @@ impl LlamaForCausalLM {
         Ok(out)
     }
 
-    /// Writes `config.json` and `model.safetensors` into `dir` (created if needed).
+    /// Writes `config.json` and `model.safetensors` into `dir` (created if needed). LoRA
+    /// adapters, when attached, are merged into the weights written (`W + scale·A·B`).
     ///
     /// Each file is written to a temporary name in `dir`, synced, then renamed, so an
     /// interrupted save never leaves a half-written file under the final name.
     pub fn save_pretrained(&self, dir: impl AsRef<Path>, dtype: SaveDtype) -> Result<()> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-        let tensors = self.hf_tensors()?;
-        let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-            .into_iter()
-            .map(|t| {
-                let bytes = match dtype {
-                    SaveDtype::F32 => t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    SaveDtype::Bf16 => t
-                        .values
-                        .iter()
-                        .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
-                        .collect(),
-                };
-                (t.name, t.shape, bytes)
-            })
-            .collect();
-        let st_dtype = match dtype {
-            SaveDtype::F32 => Dtype::F32,
-            SaveDtype::Bf16 => Dtype::BF16,
-        };
-        let views = encoded
-            .iter()
-            .map(|(name, shape, bytes)| {
-                TensorView::new(st_dtype, shape.clone(), bytes)
-                    .map(|view| (name.clone(), view))
-                    .map_err(|e| ModelError::Safetensors {
-                        path: dir.join("model.safetensors"),
-                        message: e.to_string(),
-                    })
-            })
-            .collect::<Result<Vec<_>>>()?;
         let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-        let weights_path = dir.join("model.safetensors");
-        let tmp = temp_path(&weights_path);
-        safetensors::serialize_to_file(views, Some(metadata), &tmp).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            ModelError::Safetensors {
-                path: weights_path.clone(),
-                message: e.to_string(),
-            }
-        })?;
-        commit_temp(&tmp, &weights_path).map_err(|e| ModelError::io(&weights_path, e))?;
+        write_tensors(
+            &dir.join("model.safetensors"),
+            self.hf_tensors()?,
+            dtype,
+            metadata,
+        )?;
 
         let mut config = self.config.to_json();
         if let Some(map) = config.as_object_mut() {
@@ -156,14 +123,66 @@ impl LlamaForCausalLM {
     }
 }
 
+/// Writes `tensors` as one safetensors file in `dtype`, through a synced temporary file renamed
+/// into place.
+pub fn write_tensors(
+    path: &Path,
+    tensors: Vec<HostTensor>,
+    dtype: SaveDtype,
+    metadata: HashMap<String, String>,
+) -> Result<()> {
+    let encoded: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|t| {
+            let bytes = match dtype {
+                SaveDtype::F32 => t.values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                SaveDtype::Bf16 => t
+                    .values
+                    .iter()
+                    .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
+                    .collect(),
+            };
+            (t.name, t.shape, bytes)
+        })
+        .collect();
+    let st_dtype = match dtype {
+        SaveDtype::F32 => Dtype::F32,
+        SaveDtype::Bf16 => Dtype::BF16,
+    };
+    let views = encoded
+        .iter()
+        .map(|(name, shape, bytes)| {
+            TensorView::new(st_dtype, shape.clone(), bytes)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| ModelError::Safetensors {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let tmp = temp_path(path);
+    safetensors::serialize_to_file(views, Some(metadata), &tmp).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        match e {
+            // A failed write (a full disk, say) is an I/O error on the file, not a bad file.
+            safetensors::SafeTensorError::IoError(source) => ModelError::io(path, source),
+            e => ModelError::Safetensors {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            },
+        }
+    })?;
+    commit_temp(&tmp, path).map_err(|e| ModelError::io(path, e))
+}
+
 /// A parameter of any rank, before it is read back to the host.
-enum HostInput {
+pub(crate) enum HostInput {
     D1(Tensor<1>),
     D2(Tensor<2>),
 }
 
 impl HostInput {
-    fn read(self, name: String) -> Result<HostTensor> {
+    pub(crate) fn read(self, name: String) -> Result<HostTensor> {
         let data = match self {
             HostInput::D1(t) => t.into_data(),
             HostInput::D2(t) => t.into_data(),

@@ -105,6 +105,22 @@ impl SafetensorsCheckpoint {
                 ),
             ));
         };
+        Self::from_files(dir, files, device)
+    }
+
+    /// Opens one safetensors file (a PEFT `adapter_model.safetensors`, say); errors name it.
+    pub fn open_file(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if !path.is_file() {
+            return Err(ModelError::io(
+                &path,
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+            ));
+        }
+        Self::from_files(path.clone(), vec![path], device)
+    }
+
+    fn from_files(dir: PathBuf, files: Vec<PathBuf>, device: &Device) -> Result<Self> {
         let mut shards = Vec::new();
         let mut locations = BTreeMap::new();
         for path in files {

@@ -162,6 +162,59 @@ pub struct OrpoConfig {
     pub save_total_limit: Option<usize>,
     /// Largest number of evaluation pairs used (all when unset).
     pub max_eval_samples: Option<usize>,
+
+    // ---- LoRA (TRL's `ModelConfig` / PEFT's `LoraConfig` names and defaults)
+    /// Train LoRA adapters on frozen base weights instead of every weight (TRL's `use_peft`).
+    pub use_peft: bool,
+    /// LoRA rank `r`.
+    pub lora_r: usize,
+    /// LoRA `alpha`: the adapters' update is scaled by `lora_alpha / lora_r`.
+    pub lora_alpha: f64,
+    /// Dropout on the adapters' input while training.
+    pub lora_dropout: f64,
+    /// Projections that get adapters: a list of names among `q_proj`, `k_proj`, `v_proj`,
+    /// `o_proj`, `gate_proj`, `up_proj`, `down_proj`, or `all-linear`. Unset: `q_proj` and
+    /// `v_proj` (PEFT's default for Llama, Mistral and Qwen2, which TRL keeps).
+    pub lora_target_modules: Option<LoraTargetModules>,
+    /// Rank-stabilised LoRA: scale by `lora_alpha / √lora_r` (PEFT's `use_rslora`).
+    pub use_rslora: bool,
+    /// What a LoRA run writes to `final/`: `adapter` (default: a PEFT adapter directory, what
+    /// TRL saves), `merged` (the base with the adapters merged in, a plain Hugging Face model),
+    /// or `both` (the adapter in `final/`, the merged model in `final-merged/`).
+    pub lora_export: LoraExport,
+}
+
+/// `lora_target_modules`: one name (`all-linear`, `q_proj`) or a list of names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LoraTargetModules {
+    /// A single name, or `all-linear`.
+    One(String),
+    /// Several projection names.
+    List(Vec<String>),
+}
+
+impl LoraTargetModules {
+    /// The names as given.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Self::One(name) => vec![name.clone()],
+            Self::List(names) => names.clone(),
+        }
+    }
+}
+
+/// What the final directory of a LoRA run holds (`lora_export`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LoraExport {
+    /// A PEFT adapter directory (`adapter_config.json`, `adapter_model.safetensors`).
+    #[default]
+    Adapter,
+    /// The merged model, as a Hugging Face model directory.
+    Merged,
+    /// The adapter in `final/` and the merged model in `final-merged/`.
+    Both,
 }
 
 impl Default for OrpoConfig {
@@ -209,6 +262,13 @@ impl Default for OrpoConfig {
             save_steps: 500,
             save_total_limit: None,
             max_eval_samples: None,
+            use_peft: false,
+            lora_r: 16,
+            lora_alpha: 32.0,
+            lora_dropout: 0.05,
+            lora_target_modules: None,
+            use_rslora: false,
+            lora_export: LoraExport::Adapter,
         }
     }
 }
@@ -334,7 +394,40 @@ impl OrpoConfig {
         if !(0.0..1.0).contains(&self.warmup_ratio) {
             return Err(bad("key `warmup_ratio` must be in [0, 1)".into()));
         }
+        if self.lora_r == 0 {
+            return Err(bad("key `lora_r` must be positive".into()));
+        }
+        if !self.lora_alpha.is_finite() || self.lora_alpha <= 0.0 {
+            return Err(bad("key `lora_alpha` must be positive".into()));
+        }
+        if !(0.0..1.0).contains(&self.lora_dropout) {
+            return Err(bad("key `lora_dropout` must be in [0, 1)".into()));
+        }
+        if let Some(targets) = &self.lora_target_modules {
+            orpo_model::lora::resolve_target_modules(&targets.names())
+                .map_err(|e| bad(format!("key `lora_target_modules`: {e}")))?;
+        }
         Ok(())
+    }
+
+    /// The LoRA settings of a `use_peft: true` run (`None` otherwise).
+    pub fn lora_config(&self) -> Option<orpo_model::LoraConfig> {
+        if !self.use_peft {
+            return None;
+        }
+        let mut lora = orpo_model::LoraConfig {
+            r: self.lora_r,
+            alpha: self.lora_alpha,
+            dropout: self.lora_dropout,
+            use_rslora: self.use_rslora,
+            base_model_name_or_path: self.model_name_or_path.clone(),
+            ..Default::default()
+        };
+        if let Some(targets) = &self.lora_target_modules {
+            lora.target_modules = orpo_model::lora::resolve_target_modules(&targets.names())
+                .expect("checked by validate");
+        }
+        Some(lora)
     }
 }
 
@@ -409,6 +502,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("orpo_alpha") && err.contains("beta"), "{err}");
+    }
+
+    #[test]
+    fn lora_keys_parse_and_are_checked() {
+        let c = OrpoConfig::from_yaml_str(
+            "use_peft: true\nlora_r: 8\nlora_alpha: 16\nlora_target_modules: all-linear\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let lora = c.lora_config().unwrap();
+        assert_eq!((lora.r, lora.alpha, lora.dropout), (8, 16.0, 0.05));
+        assert_eq!(lora.target_modules.len(), 7);
+        assert_eq!(c.lora_export, LoraExport::Adapter);
+        let c = OrpoConfig::from_yaml_str(
+            "use_peft: true\nlora_target_modules: [v_proj, q_proj, down_proj]\nlora_export: both\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.lora_config().unwrap().target_modules,
+            ["q_proj", "v_proj", "down_proj"]
+        );
+        assert_eq!(c.lora_export, LoraExport::Both);
+        // Defaults: TRL's ModelConfig (q_proj, v_proj), and no LoRA without use_peft.
+        let c = OrpoConfig::from_yaml_str("use_peft: true\n", "c.yaml").unwrap();
+        assert_eq!(
+            c.lora_config().unwrap().target_modules,
+            ["q_proj", "v_proj"]
+        );
+        assert_eq!(OrpoConfig::default().lora_config(), None);
+        for (yaml, key) in [
+            (
+                "lora_target_modules: [q_proj, lm_head]\n",
+                "lora_target_modules",
+            ),
+            ("lora_r: 0\n", "lora_r"),
+            ("lora_dropout: 1.5\n", "lora_dropout"),
+            ("lora_export: zip\n", "lora_export"),
+        ] {
+            let err = OrpoConfig::from_yaml_str(yaml, "c.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{yaml}: {err}");
+        }
+        let with_targets = OrpoConfig {
+            use_peft: true,
+            lora_target_modules: Some(LoraTargetModules::List(vec!["o_proj".into()])),
+            ..Default::default()
+        };
+        let text = serde_yaml::to_string(&with_targets).unwrap();
+        assert_eq!(OrpoConfig::from_yaml_str(&text, "x").unwrap(), with_targets);
     }
 
     #[test]

@@ -9,10 +9,13 @@
 //!   exact resume.
 //! - Outputs in `output_dir`: `metrics.jsonl`, `metrics.csv`, `config.yaml`,
 //!   `checkpoint-<step>/`, `plots/*.svg`, `final/` (Hugging Face layout).
+//! - LoRA (`use_peft: true`, [`lora`]): adapters on frozen weights, checkpoints holding the
+//!   PEFT adapter, `final/` as an adapter directory and/or the merged model.
 
 pub mod checkpoint;
 pub mod config;
 pub mod io;
+pub mod lora;
 pub mod metrics;
 pub mod model;
 pub mod optim;
@@ -20,7 +23,10 @@ pub mod plot;
 pub mod schedule;
 pub mod trainer;
 
-pub use config::{ConfigError, OrpoConfig, SamplingStrategy, SchedulerType, TruncationMode};
+pub use config::{
+    ConfigError, LoraExport, LoraTargetModules, OrpoConfig, SamplingStrategy, SchedulerType,
+    TruncationMode,
+};
 pub use metrics::{LogEntry, read_metrics};
 pub use model::CausalLm;
 pub use trainer::{

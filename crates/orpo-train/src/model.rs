@@ -7,7 +7,7 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
-use orpo_model::{LlamaForCausalLM, SaveDtype};
+use orpo_model::{LlamaForCausalLM, LoraConfig, SaveDtype};
 
 /// A causal language model the ORPO trainer can train, evaluate and save.
 pub trait CausalLm: Module + Sized + 'static {
@@ -26,6 +26,32 @@ pub trait CausalLm: Module + Sized + 'static {
 
     /// Loads what [`save_pretrained`](Self::save_pretrained) wrote, onto `device` (resume).
     fn load_pretrained(dir: &Path, device: &Device) -> anyhow::Result<Self>;
+
+    /// Attaches fresh LoRA adapters to the projections `config` names and freezes every other
+    /// weight, so that only the adapters train (`use_peft: true`). Models without LoRA support
+    /// keep this default, an error.
+    fn with_lora(self, config: &LoraConfig) -> anyhow::Result<Self> {
+        let _ = config;
+        anyhow::bail!("this model does not support LoRA (`use_peft: true`)")
+    }
+
+    /// The LoRA settings when the model trains adapters on frozen weights.
+    fn lora_config(&self) -> Option<&LoraConfig> {
+        None
+    }
+
+    /// Writes the adapters as a PEFT adapter directory (`adapter_config.json`,
+    /// `adapter_model.safetensors`). [`save_pretrained`](Self::save_pretrained) of a model with
+    /// adapters writes the merged model.
+    fn save_adapter(&self, dir: &Path) -> anyhow::Result<()> {
+        anyhow::bail!("{}: the model has no LoRA adapters", dir.display())
+    }
+
+    /// Replaces the adapters with those of a PEFT adapter directory, keeping the (frozen) base
+    /// weights (resuming a LoRA run).
+    fn load_adapter(self, dir: &Path) -> anyhow::Result<Self> {
+        anyhow::bail!("{}: this model does not support LoRA", dir.display())
+    }
 }
 
 impl CausalLm for LlamaForCausalLM {
@@ -48,5 +74,21 @@ impl CausalLm for LlamaForCausalLM {
 
     fn load_pretrained(dir: &Path, device: &Device) -> anyhow::Result<Self> {
         Ok(LlamaForCausalLM::from_pretrained(dir, device)?)
+    }
+
+    fn with_lora(self, config: &LoraConfig) -> anyhow::Result<Self> {
+        Ok(LlamaForCausalLM::with_lora(self, config)?)
+    }
+
+    fn lora_config(&self) -> Option<&LoraConfig> {
+        LlamaForCausalLM::lora_config(self)
+    }
+
+    fn save_adapter(&self, dir: &Path) -> anyhow::Result<()> {
+        Ok(LlamaForCausalLM::save_adapter(self, dir)?)
+    }
+
+    fn load_adapter(self, dir: &Path) -> anyhow::Result<Self> {
+        Ok(LlamaForCausalLM::load_adapter(self, dir)?)
     }
 }

@@ -167,6 +167,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
         tokenizer: PreferenceTokenizer,
     ) -> anyhow::Result<Self> {
         config.validate("config").map_err(anyhow::Error::from)?;
+        let model = crate::lora::prepare_model(model, &config)?;
         let (train_pairs, train_report) = train_dataset
             .tokenize(&tokenizer, &tokenize_config(&config))
             .context("tokenizing the training split")?;
@@ -319,7 +320,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
             state = serde_json::from_str(&text).with_context(|| {
                 format!("reading {}", dir.join(checkpoint::TRAINER_STATE).display())
             })?;
-            self.model = M::load_pretrained(&dir, &device)
+            self.model = crate::lora::restore_model(self.model.clone(), &dir, &device)
                 .with_context(|| format!("loading the model of {}", dir.display()))?;
             optim = AdamW::load(settings, &dir.join(checkpoint::OPTIMIZER_STATE), &device)?;
             if !self.quiet {
@@ -356,6 +357,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
         while state.global_step < total_steps {
             let step = state.global_step;
             let lr = schedule.lr_at(step);
+            crate::lora::seed_step(&self.model, &device, cfg.seed, step);
             let mut grads = GradientsParams::new();
             let mut step_loss = 0.0;
             let mut step_metrics: BTreeMap<String, f64> = BTreeMap::new();
@@ -536,7 +538,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
         optim: &AdamW,
     ) -> anyhow::Result<()> {
         checkpoint::write_checkpoint(out, state.global_step, |dir| {
-            self.model.save_pretrained(dir)?;
+            crate::lora::save_model(&self.model, dir)?;
             optim.save(&dir.join(checkpoint::OPTIMIZER_STATE))?;
             if let Some(tok) = &self.tokenizer_dir {
                 checkpoint::copy_tokenizer_files(tok, dir)?;
@@ -549,9 +551,17 @@ impl<M: CausalLm> OrpoTrainer<M> {
         Ok(())
     }
 
-    /// Writes the current model (and tokenizer files) as a Hugging Face directory, atomically.
+    /// Writes the current model (and tokenizer files) as a Hugging Face directory, atomically;
+    /// for a LoRA run, the adapter and/or the merged model as `lora_export` says
+    /// ([`crate::lora::export_final`]).
     pub fn export(&self, dir: &Path) -> anyhow::Result<()> {
-        checkpoint::export_model(&self.model, self.tokenizer_dir.as_deref(), dir)
+        crate::lora::export_final(
+            &self.model,
+            self.tokenizer_dir.as_deref(),
+            dir,
+            self.config.lora_export,
+        )?;
+        Ok(())
     }
 }
 
