@@ -5,7 +5,7 @@ use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation::softmax;
 
-use crate::lora;
+use crate::positions::linear_over_positions;
 use crate::rope::{RopeTables, apply_rope};
 
 /// Cached keys and values of one layer, each `[B, kv_heads, S_past, head_dim]` (after RoPE).
@@ -70,9 +70,15 @@ impl Attention {
                 .swap_dims(1, 2)
         };
         let p = self.lora_dropout;
-        let q = split_heads(lora::forward(&self.q_proj, x.clone(), p), self.num_heads);
-        let k = split_heads(lora::forward(&self.k_proj, x.clone(), p), self.num_kv_heads);
-        let v = split_heads(lora::forward(&self.v_proj, x, p), self.num_kv_heads);
+        let q = split_heads(
+            linear_over_positions(&self.q_proj, x.clone(), p),
+            self.num_heads,
+        );
+        let k = split_heads(
+            linear_over_positions(&self.k_proj, x.clone(), p),
+            self.num_kv_heads,
+        );
+        let v = split_heads(linear_over_positions(&self.v_proj, x, p), self.num_kv_heads);
         let q = apply_rope(q, rope);
         let mut k = apply_rope(k, rope);
         let mut v = v;
@@ -93,7 +99,7 @@ impl Attention {
         let out = out
             .swap_dims(1, 2)
             .reshape([batch, seq, self.num_heads * self.head_dim]);
-        lora::forward(&self.o_proj, out, p)
+        linear_over_positions(&self.o_proj, out, p)
     }
 
     /// `[B, kv_heads, S, d]` → `[B, heads, S, d]`, each kv head repeated for its query group.

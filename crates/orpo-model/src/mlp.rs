@@ -7,7 +7,8 @@ use burn::tensor::activation::silu;
 
 use crate::lora;
 
-/// `down(silu(gate(x)) · up(x))`.
+/// `down(silu(gate(x)) · up(x))`, applied to all positions as one `[B·T, H]` matrix (see
+/// [`crate::positions`]).
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// `[H, I]`.
@@ -24,12 +25,15 @@ pub struct Mlp {
 impl Mlp {
     /// `[B, T, H]` → `[B, T, H]`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let [batch, seq, width] = x.dims();
+        let rows = x.reshape([batch * seq, width]);
         let p = self.lora_dropout;
-        let gate = silu(lora::forward(&self.gate_proj, x.clone(), p));
-        lora::forward(
+        let gate = silu(lora::forward(&self.gate_proj, rows.clone(), p));
+        let out = lora::forward(
             &self.down_proj,
-            gate * lora::forward(&self.up_proj, x, p),
+            gate * lora::forward(&self.up_proj, rows, p),
             p,
-        )
+        );
+        out.reshape([batch, seq, width])
     }
 }
