@@ -3,12 +3,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow};
+
+use crate::hub;
 use burn::tensor::Device;
 use orpo_data::{
     DataConfig, Message, PreferenceDataset, PreferenceTokenizer, list_splits, summarize,
 };
 use orpo_model::{GenerationConfig, LlamaConfig, LlamaForCausalLM};
-use orpo_train::{OrpoConfig, OrpoTrainer, evaluate_pairs, read_metrics, tokenize_config};
+use orpo_train::{
+    OrpoConfig, OrpoTrainer, check_tokenizer_fits, evaluate_pairs, read_metrics, tokenize_config,
+};
 
 /// How a command failed: a usage or configuration error (exit 2) or a runtime error (exit 1).
 pub enum Failure {
@@ -39,8 +43,8 @@ fn usage(e: impl Into<anyhow::Error>) -> Failure {
     Failure::Usage(e.into())
 }
 
-/// A local directory, or a Hub id that this offline build cannot fetch (a usage error that
-/// says how to get it).
+/// A local directory, else a Hugging Face Hub id resolved to its cached or downloaded snapshot
+/// (`hub` feature; without it, a usage error that says how to fetch the files).
 fn resolve_dir(name: &str, what: &str) -> Result<PathBuf, Failure> {
     let path = PathBuf::from(name);
     if path.is_dir() {
@@ -51,14 +55,35 @@ fn resolve_dir(name: &str, what: &str) -> Result<PathBuf, Failure> {
             "{what} `{name}` is a file; expected a directory"
         )));
     }
-    if name.split('/').count() == 2 && !name.starts_with('.') && !name.starts_with('/') {
-        return Err(usage(anyhow!(
-            "{what} `{name}` is not a local directory. This build does not download from the \
-             Hugging Face Hub; fetch it with `huggingface-cli download {name} --local-dir DIR` \
-             and pass DIR"
-        )));
+    if hub::looks_like_hub_id(name) {
+        return from_hub(name, hub::HubKind::Model, what);
     }
     Err(usage(anyhow!("{what} `{name}`: no such directory")))
+}
+
+/// A local dataset path (file or folder), else a Hub dataset id, as [`resolve_dir`].
+fn resolve_dataset(name: &str, what: &str) -> Result<PathBuf, Failure> {
+    let path = PathBuf::from(name);
+    if path.exists() || !hub::looks_like_hub_id(name) {
+        // A missing local path is reported by the loader, with the path.
+        return Ok(path);
+    }
+    from_hub(name, hub::HubKind::Dataset, what)
+}
+
+#[cfg(feature = "hub")]
+fn from_hub(name: &str, kind: hub::HubKind, what: &str) -> Result<PathBuf, Failure> {
+    let dir = hub::resolve(name, kind).with_context(|| format!("{what} `{name}`"))?;
+    eprintln!("{what} `{name}` → {}", dir.display());
+    Ok(dir)
+}
+
+#[cfg(not(feature = "hub"))]
+fn from_hub(name: &str, _kind: hub::HubKind, what: &str) -> Result<PathBuf, Failure> {
+    Err(usage(anyhow!(
+        "{what} `{name}` is not a local path, and this build has no Hub support (feature `hub`); \
+         fetch it with `huggingface-cli download {name} --local-dir DIR` and pass DIR"
+    )))
 }
 
 fn data_config(config: &OrpoConfig) -> DataConfig {
@@ -71,8 +96,8 @@ fn data_config(config: &OrpoConfig) -> DataConfig {
     }
 }
 
-fn has_split(dataset: &str, split: &str) -> bool {
-    list_splits(Path::new(dataset))
+fn has_split(dataset: &Path, split: &str) -> bool {
+    list_splits(dataset)
         .map(|splits| splits.iter().any(|s| s.name == split))
         .unwrap_or(false)
 }
@@ -122,6 +147,7 @@ pub fn train(
         .dataset
         .clone()
         .ok_or_else(|| usage(anyhow!("{config_path}: set `dataset`")))?;
+    let dataset = resolve_dataset(&dataset, "dataset")?;
     let train = PreferenceDataset::load(
         &dataset,
         Some(&config.dataset_train_split),
@@ -165,17 +191,25 @@ pub fn eval(
     let dir = resolve_dir(model, "--model")?;
     let model = load_model(&dir, None, &device)?;
     let tokenizer = PreferenceTokenizer::from_dir(&dir)?;
+    check_tokenizer_fits(model.config.vocab_size, &tokenizer)
+        .with_context(|| format!("{}", dir.display()))?;
     let split = split.unwrap_or(&config.dataset_test_split);
-    let data = PreferenceDataset::load(dataset, Some(split), &data_config(&config))?;
+    let dataset = resolve_dataset(dataset, "--dataset")?;
+    let data = PreferenceDataset::load(&dataset, Some(split), &data_config(&config))?;
     let (pairs, report) = data.tokenize(&tokenizer, &tokenize_config(&config))?;
     if pairs.is_empty() {
         return Err(Failure::Runtime(anyhow!(
-            "{dataset} [{split}]: no usable pair ({report:?})"
+            "{} [{split}]: no usable pair ({report:?})",
+            dataset.display()
         )));
     }
     let mut metrics = evaluate_pairs(&model, &pairs, tokenizer.padding_id(), &config);
     metrics.insert("eval_samples".into(), pairs.len() as f64);
-    eprintln!("evaluated {} pairs of {dataset} [{split}]", pairs.len());
+    eprintln!(
+        "evaluated {} pairs of {} [{split}]",
+        pairs.len(),
+        dataset.display()
+    );
     println!(
         "{}",
         serde_json::to_string(&metrics).expect("metrics serialise")
@@ -212,6 +246,8 @@ pub fn generate(
     let dir = resolve_dir(model, "--model")?;
     let model = load_model(&dir, None, &device)?;
     let tokenizer = PreferenceTokenizer::from_dir(&dir)?;
+    check_tokenizer_fits(model.config.vocab_size, &tokenizer)
+        .with_context(|| format!("{}", dir.display()))?;
     let ids = prompt_ids(&tokenizer, prompt)?;
     config.eos_token_ids = model.config.eos_token_ids.clone();
     if let Some(eos) = tokenizer.eos_id() {
@@ -235,12 +271,10 @@ pub fn inspect(
     set: &[String],
 ) -> Result<(), Failure> {
     let config = OrpoConfig::default().apply_overrides(set).map_err(usage)?;
+    let dataset = resolve_dataset(dataset, "--dataset")?;
     let splits: Vec<String> = match split {
         Some(s) => vec![s.to_string()],
-        None => list_splits(Path::new(dataset))?
-            .into_iter()
-            .map(|s| s.name)
-            .collect(),
+        None => list_splits(&dataset)?.into_iter().map(|s| s.name).collect(),
     };
     let tokenizer = match tokenizer {
         Some(t) => Some(PreferenceTokenizer::from_dir(resolve_dir(
@@ -251,7 +285,7 @@ pub fn inspect(
     };
     let mut all = serde_json::Map::new();
     for name in splits {
-        let data = PreferenceDataset::load(dataset, Some(&name), &data_config(&config))?;
+        let data = PreferenceDataset::load(&dataset, Some(&name), &data_config(&config))?;
         let value = match &tokenizer {
             Some(tok) => {
                 let (pairs, report) = data.tokenize(tok, &tokenize_config(&config))?;

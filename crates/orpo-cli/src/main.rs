@@ -5,6 +5,7 @@
 
 mod commands;
 mod device;
+mod hub;
 
 use std::process::ExitCode;
 

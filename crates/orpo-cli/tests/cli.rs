@@ -167,3 +167,66 @@ fn train_eval_generate_export_plot_inspect() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("already holds a run"), "{err}");
 }
+
+/// Writes `files` into a Hugging Face Hub cache entry `<kind>s--owner--name` at `refs/main`,
+/// the layout `huggingface-cli download` leaves.
+fn fake_hub_entry(cache: &Path, folder: &str, files: &[(PathBuf, &str)]) {
+    let repo = cache.join(folder);
+    let snapshot = repo.join("snapshots").join("4f1c2e0a");
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs").join("main"), "4f1c2e0a").unwrap();
+    for (source, name) in files {
+        let target = snapshot.join(name);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(source, target).unwrap();
+    }
+}
+
+#[test]
+fn hub_ids_resolve_through_the_hub_cache_offline() {
+    let cache = tempfile::tempdir().unwrap();
+    let root = root();
+    let model = root.join("tests/fixtures/train/model");
+    let tokenizer = root.join("datasets/arith-prefs/tokenizer");
+    fake_hub_entry(
+        cache.path(),
+        "models--orpo-test--tiny-llama",
+        &[
+            (model.join("config.json"), "config.json"),
+            (model.join("model.safetensors"), "model.safetensors"),
+            (tokenizer.join("tokenizer.json"), "tokenizer.json"),
+            (tokenizer.join("tokenizer_config.json"), "tokenizer_config.json"),
+        ],
+    );
+    fake_hub_entry(
+        cache.path(),
+        "datasets--orpo-test--arith",
+        &[(
+            root.join("datasets/arith-small-chat/data/test-00000-of-00001.parquet"),
+            "data/test-00000-of-00001.parquet",
+        )],
+    );
+    let run = |model: &str| {
+        Command::new(env!("CARGO_BIN_EXE_orpo"))
+            .args(["eval", "--model", model, "--dataset", "orpo-test/arith"])
+            .args(["--split", "test"])
+            .env("HF_HUB_CACHE", cache.path())
+            .env("HF_HUB_OFFLINE", "1")
+            .current_dir(&root)
+            .output()
+            .unwrap()
+    };
+    let out = run("orpo-test/tiny-llama");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let metrics: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert!(metrics["eval_loss"].as_f64().unwrap().is_finite(), "{stdout}");
+    assert!(stderr.contains("snapshots"), "the resolved snapshot is reported: {stderr}");
+
+    // An id that is neither local nor cached, offline: an error naming the id and the cache.
+    let out = run("orpo-test/absent");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("orpo-test/absent") && stderr.contains("HF_HUB_OFFLINE"), "{stderr}");
+}

@@ -37,6 +37,7 @@ pub mod batch;
 pub mod dataset;
 pub mod error;
 pub mod format;
+mod guard;
 pub mod source;
 pub mod summary;
 pub mod template;

@@ -23,11 +23,12 @@ use arrow_array::cast::AsArray;
 use arrow_array::{Array, RecordBatch, StructArray};
 use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result, RowIssue, RowOrigin};
 use crate::format::{Content, Message};
+use crate::guard;
 
 /// How a text column is interpreted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -299,6 +300,12 @@ pub(crate) fn read_file(
     }
 }
 
+/// Runs a call into the Parquet decoder, turning a panic of the decoder into an error.
+fn guarded<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
+    guard::catch_panic(f)
+        .map_err(|panic| parquet_err(path, format!("malformed file (decoder failed: {panic})")))
+}
+
 fn parquet_err(path: &Path, e: impl std::fmt::Display) -> DataError {
     DataError::Parquet {
         path: path.to_path_buf(),
@@ -312,7 +319,16 @@ fn read_parquet(
     sink: &mut dyn FnMut(RowResult) -> Result<()>,
 ) -> Result<()> {
     let f = File::open(path).map_err(|e| DataError::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| parquet_err(path, e))?;
+    // Untrusted bytes: check the footer before `parquet` sizes anything from it, and turn a
+    // panic of the decoder into an error (crate::guard). The embedded Arrow schema is not
+    // decoded (the column types come from the Parquet schema; every string and list
+    // representation is accepted below).
+    guard::check_parquet_footer(path).map_err(|e| parquet_err(path, e))?;
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let builder = guarded(path, || {
+        ParquetRecordBatchReaderBuilder::try_new_with_options(f, options)
+    })?
+    .map_err(|e| parquet_err(path, e))?;
     let schema = builder.schema().clone();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
     let find = |col: &str| names.iter().position(|n| *n == col);
@@ -333,13 +349,12 @@ fn read_parquet(
     roots.sort_unstable();
     roots.dedup();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
-    let reader = builder
-        .with_projection(mask)
-        .with_batch_size(1024)
-        .build()
-        .map_err(|e| parquet_err(path, e))?;
+    let mut reader = guarded(path, || {
+        builder.with_projection(mask).with_batch_size(1024).build()
+    })?
+    .map_err(|e| parquet_err(path, e))?;
     let mut row0 = 0usize;
-    for batch in reader {
+    while let Some(batch) = guarded(path, || reader.next())? {
         let batch: RecordBatch = batch.map_err(|e| parquet_err(path, e))?;
         let col = |name: &str| batch.column_by_name(name).cloned();
         let chosen = col(spec.chosen).ok_or_else(|| missing(spec.chosen))?;

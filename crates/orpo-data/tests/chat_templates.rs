@@ -38,3 +38,38 @@ fn templates_render_like_transformers() {
     }
     assert_eq!(checked, 36);
 }
+
+/// Chat templates come from untrusted model repositories: they run in minijinja with no loader,
+/// so `include`, `import`, `from … import` and `extends` cannot read files, and no function or
+/// filter reaches the file system or the network.
+#[test]
+fn templates_cannot_read_files() {
+    let secret = std::env::temp_dir().join(format!("orpo-template-secret-{}", std::process::id()));
+    std::fs::write(&secret, "SECRET").unwrap();
+    let path = secret.display().to_string();
+    let messages = [Message::new("user", "hi")];
+    for source in [
+        format!("{{% include '{path}' %}}"),
+        format!("{{% include '{path}' ignore missing %}}x"),
+        format!("{{% import '{path}' as m %}}{{{{ m }}}}"),
+        format!("{{% from '{path}' import x %}}{{{{ x }}}}"),
+        format!("{{% extends '{path}' %}}"),
+        "{% include 'Cargo.toml' %}".to_string(),
+        "{{ open('/etc/passwd') }}".to_string(),
+        "{{ '/etc/passwd' | read }}".to_string(),
+        "{{ range(10**9) | list | length }}".to_string(),
+    ] {
+        match ChatTemplate::new(&source, BTreeMap::new()) {
+            Err(e) => assert!(!e.to_string().contains("SECRET"), "{source}: {e}"),
+            Ok(t) => match t.render(&messages, false) {
+                Err(e) => assert!(!e.contains("SECRET"), "{source}: {e}"),
+                Ok(out) => {
+                    assert!(!out.contains("SECRET"), "{source} read the file");
+                    // Only `ignore missing` may render, and then to nothing from the file.
+                    assert_eq!(out, "x", "{source}");
+                }
+            },
+        }
+    }
+    std::fs::remove_file(&secret).unwrap();
+}

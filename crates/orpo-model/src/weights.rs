@@ -96,13 +96,21 @@ impl SafetensorsCheckpoint {
         } else if index.exists() {
             shard_files(&index)?
         } else {
+            let message = match pickle_files(&dir).as_slice() {
+                [] => "no model.safetensors or model.safetensors.index.json (only safetensors \
+                       checkpoints are loaded, never pickle files)"
+                    .to_string(),
+                found => format!(
+                    "no model.safetensors or model.safetensors.index.json; found {} (PyTorch \
+                     pickle), which is never loaded: pickle files can run arbitrary code. \
+                     Convert it to safetensors first (transformers: `from_pretrained(DIR)` then \
+                     `save_pretrained(OUT, safe_serialization=True)`)",
+                    found.join(", ")
+                ),
+            };
             return Err(ModelError::io(
                 &single,
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no model.safetensors or model.safetensors.index.json (only safetensors \
-                     checkpoints are loaded, never pickle files)",
-                ),
+                std::io::Error::new(std::io::ErrorKind::NotFound, message),
             ));
         };
         Self::from_files(dir, files, device)
@@ -264,6 +272,23 @@ impl SafetensorsCheckpoint {
         self.taken.insert(name.to_string());
         Ok((values, found))
     }
+}
+
+/// Names of PyTorch pickle checkpoints in `dir` (`pytorch_model.bin`, `*.pt`, ...), sorted.
+fn pickle_files(dir: &Path) -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            [".bin", ".pt", ".pth", ".ckpt", ".pkl"]
+                .iter()
+                .any(|x| n.ends_with(x))
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// The distinct shard files of an index, in order of first appearance.

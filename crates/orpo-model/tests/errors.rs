@@ -133,3 +133,23 @@ fn unsupported_model_type_in_config_json() {
         "{err}"
     );
 }
+
+#[test]
+fn pickle_checkpoint_is_refused_never_loaded() {
+    // A directory holding only a PyTorch pickle: refused, saying why and what to do.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixture("llama_tied_gqa").join("config.json"),
+        dir.path().join("config.json"),
+    )
+    .unwrap();
+    // Not even a valid pickle: the file must not be opened at all.
+    std::fs::write(dir.path().join("pytorch_model.bin"), b"\x80\x04not read").unwrap();
+    let err = load(dir.path()).to_string();
+    assert!(
+        err.contains("pytorch_model.bin")
+            && err.contains("never loaded")
+            && err.contains("safetensors"),
+        "{err}"
+    );
+}

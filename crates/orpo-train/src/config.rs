@@ -130,6 +130,11 @@ pub struct OrpoConfig {
     pub adam_epsilon: f64,
     /// Clip the global gradient norm to this (0 disables), as `clip_grad_norm_`.
     pub max_grad_norm: f64,
+    /// What a non-finite (NaN or infinite) loss or gradient norm does. `false` (default): stop
+    /// the run with an error naming the step, before the update (the last checkpoint is left as
+    /// it was). `true`: skip that step's update (weights and optimizer moments unchanged, its
+    /// micro-batches consumed, the step counted), print a warning naming the step, go on.
+    pub skip_nonfinite_steps: bool,
 
     // ---- ORPO and tokenization
     /// λ, the weight of the odds-ratio term (TRL's `beta`).
@@ -248,6 +253,7 @@ impl Default for OrpoConfig {
             adam_beta2: 0.999,
             adam_epsilon: 1e-8,
             max_grad_norm: 1.0,
+            skip_nonfinite_steps: false,
             beta: 0.1,
             orpo_alpha: None,
             orpo_beta: 1.0,
@@ -391,6 +397,43 @@ impl OrpoConfig {
         if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
             return Err(bad("key `learning_rate` must be positive".into()));
         }
+        // NaN and infinities parse as YAML floats (`.nan`, `.inf`); none is a usable setting.
+        for (key, value) in [
+            ("learning_rate", self.learning_rate),
+            ("num_train_epochs", self.num_train_epochs),
+            ("weight_decay", self.weight_decay),
+            ("adam_beta1", self.adam_beta1),
+            ("adam_beta2", self.adam_beta2),
+            ("adam_epsilon", self.adam_epsilon),
+            ("max_grad_norm", self.max_grad_norm),
+            ("orpo_alpha", self.orpo_alpha.unwrap_or(0.0)),
+            ("beta", self.beta),
+            ("orpo_beta", self.orpo_beta),
+        ] {
+            if !value.is_finite() {
+                return Err(bad(format!(
+                    "key `{key}` must be a finite number, not {value}"
+                )));
+            }
+        }
+        for (key, value) in [
+            ("num_train_epochs", self.num_train_epochs),
+            ("weight_decay", self.weight_decay),
+            ("adam_epsilon", self.adam_epsilon),
+            ("max_grad_norm", self.max_grad_norm),
+        ] {
+            if value < 0.0 {
+                return Err(bad(format!("key `{key}` must not be negative")));
+            }
+        }
+        for (key, value) in [
+            ("adam_beta1", self.adam_beta1),
+            ("adam_beta2", self.adam_beta2),
+        ] {
+            if !(0.0..1.0).contains(&value) {
+                return Err(bad(format!("key `{key}` must be in [0, 1)")));
+            }
+        }
         if !(0.0..1.0).contains(&self.warmup_ratio) {
             return Err(bad("key `warmup_ratio` must be in [0, 1)".into()));
         }
@@ -487,6 +530,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("max_steps"), "{err}");
+    }
+
+    #[test]
+    fn non_finite_and_out_of_range_numbers_are_named() {
+        for (yaml, key) in [
+            ("beta: .nan\n", "beta"),
+            ("learning_rate: .inf\n", "learning_rate"),
+            ("num_train_epochs: .inf\n", "num_train_epochs"),
+            ("max_grad_norm: -.inf\n", "max_grad_norm"),
+            ("orpo_beta: .NaN\n", "orpo_beta"),
+            ("orpo_alpha: .nan\n", "orpo_alpha"),
+            ("adam_epsilon: 1e400\n", "adam_epsilon"),
+            ("weight_decay: -0.1\n", "weight_decay"),
+            ("adam_beta2: 1.0\n", "adam_beta2"),
+        ] {
+            let err = OrpoConfig::from_yaml_str(yaml, "c.yaml")
+                .expect_err(yaml)
+                .to_string();
+            assert!(err.contains(&format!("`{key}`")), "{yaml}: {err}");
+        }
+        let err = OrpoConfig::default()
+            .apply_overrides(&["beta=.nan".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`beta`") && err.contains("finite"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub fn write_safetensors(
     tensors: &[(String, Vec<f32>)],
     metadata: HashMap<String, String>,
 ) -> std::io::Result<()> {
+    // In a checkpoint the weights are written by now and this file and the trainer state are
+    // not: the point where a crash leaves a half-written checkpoint directory.
+    crate::checkpoint::test_pause("half written, before", path);
     let bytes: Vec<(String, Vec<u8>, usize)> = tensors
         .iter()
         .map(|(n, v)| {

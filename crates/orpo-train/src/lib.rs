@@ -30,5 +30,6 @@ pub use config::{
 pub use metrics::{LogEntry, read_metrics};
 pub use model::CausalLm;
 pub use trainer::{
-    OrpoStep, OrpoTrainer, TrainSummary, evaluate_pairs, loss_config, tokenize_config,
+    OrpoStep, OrpoTrainer, TrainSummary, check_tokenizer_fits, evaluate_pairs, loss_config,
+    tokenize_config,
 };

@@ -41,6 +41,9 @@ pub struct TrainSummary {
     pub eval_metrics: BTreeMap<String, f64>,
     /// The final model directory.
     pub final_model_dir: PathBuf,
+    /// Steps of this run whose update was skipped for a non-finite loss or gradient norm
+    /// (`skip_nonfinite_steps`).
+    pub skipped_steps: usize,
 }
 
 /// Tokenization limits of an [`OrpoConfig`].
@@ -350,6 +353,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
         let mut window_steps = 0usize;
         let mut loss_sum_run = 0.0;
         let mut steps_run = 0usize;
+        let mut skipped_steps = 0usize;
         let mut last_eval = BTreeMap::new();
         let first_step = state.global_step;
         let loop_started = Instant::now();
@@ -414,38 +418,44 @@ impl<M: CausalLm> OrpoTrainer<M> {
                 }
             }
             let grad_norm = clip_global_norm(&self.model, &mut grads, cfg.max_grad_norm);
-            if !step_loss.is_finite() || !grad_norm.is_finite() {
-                bail!(
-                    "step {}: non-finite {} ({}); stopping before the update, the last \
-                     checkpoint is untouched",
-                    step + 1,
-                    if step_loss.is_finite() {
-                        "gradient norm"
-                    } else {
-                        "loss"
-                    },
-                    if step_loss.is_finite() {
-                        grad_norm
-                    } else {
-                        step_loss
-                    }
+            if step_loss.is_finite() && grad_norm.is_finite() {
+                self.model = optim.step(lr, self.model.clone(), &mut grads);
+                loss_sum_run += step_loss;
+                steps_run += 1;
+                window_steps += 1;
+                *window.entry("loss".into()).or_default() += step_loss;
+                *window.entry("grad_norm".into()).or_default() += grad_norm;
+                for (k, v) in step_metrics {
+                    *window.entry(k).or_default() += v;
+                }
+            } else {
+                let (what, value) = if step_loss.is_finite() {
+                    ("gradient norm", grad_norm)
+                } else {
+                    ("loss", step_loss)
+                };
+                if !cfg.skip_nonfinite_steps {
+                    bail!(
+                        "step {}: non-finite {what} ({value}); stopping before the update, the \
+                         last checkpoint is untouched (set skip_nonfinite_steps: true to skip \
+                         such steps instead)",
+                        step + 1
+                    );
+                }
+                eprintln!(
+                    "warning: step {}: non-finite {what} ({value}); update skipped \
+                     (skip_nonfinite_steps)",
+                    step + 1
                 );
+                skipped_steps += 1;
             }
-            self.model = optim.step(lr, self.model.clone(), &mut grads);
             state.global_step += 1;
             state.epoch = state.micro_batches_done as f64 / per_epoch as f64;
-            loss_sum_run += step_loss;
-            steps_run += 1;
-            window_steps += 1;
-            *window.entry("loss".into()).or_default() += step_loss;
-            *window.entry("grad_norm".into()).or_default() += grad_norm;
-            for (k, v) in step_metrics {
-                *window.entry(k).or_default() += v;
-            }
 
             let step = state.global_step;
             let last = step == total_steps;
-            if step.is_multiple_of(cfg.logging_steps) || last {
+            // (A window of skipped steps only has nothing to log.)
+            if (step.is_multiple_of(cfg.logging_steps) || last) && window_steps > 0 {
                 let mut values: BTreeMap<String, f64> = window
                     .iter()
                     .map(|(k, v)| (k.clone(), v / window_steps as f64))
@@ -528,6 +538,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
             train_runtime_s: started.elapsed().as_secs_f64(),
             eval_metrics: last_eval,
             final_model_dir: final_dir,
+            skipped_steps,
         })
     }
 
@@ -595,23 +606,48 @@ fn device_of<M: CausalLm>(model: &M) -> Device {
     model.output_head().0.device()
 }
 
+/// Checks that every token id `tokenizer` can produce has a row in a model embedding of
+/// `model_vocab` rows: a tokenizer with tokens added after the model was trained (and the
+/// embedding not resized) would otherwise index past the embedding. The error names both sizes.
+pub fn check_tokenizer_fits(
+    model_vocab: usize,
+    tokenizer: &PreferenceTokenizer,
+) -> anyhow::Result<()> {
+    let ids = tokenizer
+        .inner()
+        .get_vocab(true)
+        .into_values()
+        .max()
+        .map_or(0, |max| max as usize + 1)
+        .max(tokenizer.padding_id() as usize + 1);
+    if ids > model_vocab {
+        bail!(
+            "the tokenizer's vocabulary ({ids} token ids) exceeds the model's embedding \
+             ({model_vocab} rows, `vocab_size` in config.json); use the model's own tokenizer or \
+             resize the model's embedding"
+        );
+    }
+    Ok(())
+}
+
 fn check_vocab<M: CausalLm>(
     model: &M,
     tokenizer: &PreferenceTokenizer,
     pairs: &[TokenizedPair],
 ) -> anyhow::Result<()> {
     let vocab = model.vocab_size();
+    check_tokenizer_fits(vocab, tokenizer)?;
     let max_id = pairs
         .iter()
         .flat_map(|p| p.chosen_ids.iter().chain(&p.rejected_ids))
         .max()
         .copied()
         .unwrap_or(0) as usize;
-    if max_id >= vocab || tokenizer.padding_id() as usize >= vocab {
+    if max_id >= vocab {
         bail!(
-            "the tokenizer produces token id {} but the model's embedding has only {vocab} rows \
-             (tokenizer vocabulary {}); use the model's own tokenizer or resize the model",
-            max_id.max(tokenizer.padding_id() as usize),
+            "the tokenizer produces token id {max_id} but the model's embedding has only \
+             {vocab} rows (tokenizer vocabulary {}); use the model's own tokenizer or resize \
+             the model",
             tokenizer.vocab_size()
         );
     }

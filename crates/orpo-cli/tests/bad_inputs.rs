@@ -1,0 +1,103 @@
+//! Bad inputs through the binary: each is one clear error (exit 1) naming what is at fault,
+//! never a panic or an "internal error" line.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use orpo_model::{LlamaConfig, LlamaForCausalLM, SaveDtype};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn orpo(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_orpo"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{args:?}: {err}"
+    );
+    (out.status.code().unwrap_or(-1), err)
+}
+
+/// A fresh model of the tiny config with `vocab_size` rows, and the bundled 512-token
+/// tokenizer, in `dir`.
+fn model_dir(dir: &Path, vocab_size: usize) {
+    let text =
+        std::fs::read_to_string(root().join("tests/fixtures/tiny-model/config.json")).unwrap();
+    let text = text.replace(
+        "\"vocab_size\": 512",
+        &format!("\"vocab_size\": {vocab_size}"),
+    );
+    let config = LlamaConfig::from_json_str(&text, Path::new("config.json")).unwrap();
+    LlamaForCausalLM::init(&config, &burn::tensor::Device::default())
+        .save_pretrained(dir, SaveDtype::F32)
+        .unwrap();
+    for file in ["tokenizer.json", "tokenizer_config.json"] {
+        std::fs::copy(
+            root().join("datasets/arith-prefs/tokenizer").join(file),
+            dir.join(file),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn corrupt_parquet_files_found_by_fuzzing_are_errors_naming_the_file() {
+    let dir = root().join("tests/fixtures/fuzz/dataset_parquet");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let path_s = path.display().to_string();
+        let (code, err) = orpo(&["data", "inspect", "--dataset", &path_s]);
+        assert_eq!(code, 1, "{err}");
+        assert!(
+            err.contains(&path_s) && err.contains("Parquet"),
+            "{path_s}: {err}"
+        );
+    }
+}
+
+#[test]
+fn tokenizer_larger_than_the_embedding_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    model_dir(tmp.path(), 256);
+    let model = tmp.path().display().to_string();
+    let (code, err) = orpo(&[
+        "eval",
+        "--model",
+        &model,
+        "--dataset",
+        "datasets/arith-prefs-chat",
+        "--set",
+        "max_length=64",
+        "--set",
+        "max_prompt_length=48",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("512") && err.contains("256") && err.contains("embedding"),
+        "{err}"
+    );
+    let (code, err) = orpo(&["generate", "--model", &model, "--prompt", "1 + 1?"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("512") && err.contains("256"), "{err}");
+}
+
+#[test]
+fn pickle_only_model_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    model_dir(tmp.path(), 512);
+    std::fs::remove_file(tmp.path().join("model.safetensors")).unwrap();
+    std::fs::write(tmp.path().join("pytorch_model.bin"), b"\x80\x02}q\x00.").unwrap();
+    let model = tmp.path().display().to_string();
+    let (code, err) = orpo(&["generate", "--model", &model, "--prompt", "1 + 1?"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("pytorch_model.bin") && err.contains("never loaded"),
+        "{err}"
+    );
+}
