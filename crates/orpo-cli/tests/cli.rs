@@ -195,7 +195,10 @@ fn hub_ids_resolve_through_the_hub_cache_offline() {
             (model.join("config.json"), "config.json"),
             (model.join("model.safetensors"), "model.safetensors"),
             (tokenizer.join("tokenizer.json"), "tokenizer.json"),
-            (tokenizer.join("tokenizer_config.json"), "tokenizer_config.json"),
+            (
+                tokenizer.join("tokenizer_config.json"),
+                "tokenizer_config.json",
+            ),
         ],
     );
     fake_hub_entry(
@@ -221,12 +224,21 @@ fn hub_ids_resolve_through_the_hub_cache_offline() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let metrics: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    assert!(metrics["eval_loss"].as_f64().unwrap().is_finite(), "{stdout}");
-    assert!(stderr.contains("snapshots"), "the resolved snapshot is reported: {stderr}");
+    assert!(
+        metrics["eval_loss"].as_f64().unwrap().is_finite(),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("snapshots"),
+        "the resolved snapshot is reported: {stderr}"
+    );
 
     // An id that is neither local nor cached, offline: an error naming the id and the cache.
     let out = run("orpo-test/absent");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("orpo-test/absent") && stderr.contains("HF_HUB_OFFLINE"), "{stderr}");
+    assert!(
+        stderr.contains("orpo-test/absent") && stderr.contains("HF_HUB_OFFLINE"),
+        "{stderr}"
+    );
 }

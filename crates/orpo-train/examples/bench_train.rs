@@ -89,7 +89,12 @@ fn seconds_since_process_start() -> f64 {
 
 /// `pairs` synthetic pairs with exactly `prompt` + `completion` tokens each, ids spread over the
 /// vocabulary (deterministic).
-fn synthetic_pairs(pairs: usize, prompt: usize, completion: usize, vocab: u32) -> Vec<TokenizedPair> {
+fn synthetic_pairs(
+    pairs: usize,
+    prompt: usize,
+    completion: usize,
+    vocab: u32,
+) -> Vec<TokenizedPair> {
     let ids = |seed: usize| -> Vec<u32> {
         (0..prompt + completion)
             .map(|i| ((i * 7919 + seed * 104_729) as u32 % (vocab - 3)) + 3)
