@@ -15,11 +15,15 @@
 use std::time::Instant;
 
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use orpo_data::{Collator, TokenizedPair};
-use orpo_loss::{OrpoInputs, OrpoLossConfig, orpo_loss};
-use orpo_model::{LlamaConfig, LlamaForCausalLM};
+use burn::tensor::Device;
+use orpo_data::Collator;
+use orpo_loss::{OrpoLossConfig, orpo_loss};
+use orpo_model::LlamaForCausalLM;
+use orpo_train::OrpoStep;
 use orpo_train::optim::{AdamW, AdamWSettings, clip_global_norm};
+
+mod common;
+use common::{smollm2_config, status_mib, synthetic_pairs};
 
 struct Args {
     pairs: usize,
@@ -59,16 +63,6 @@ fn parse_args() -> Args {
     args
 }
 
-/// Peak resident set size in MiB (`VmHWM`).
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// Seconds since this process started (from `/proc/self/stat` and the system uptime), so the
 /// time to the first step includes loading the binary, as Python's includes its imports.
 fn seconds_since_process_start() -> f64 {
@@ -87,49 +81,13 @@ fn seconds_since_process_start() -> f64 {
     uptime - start_ticks / ticks_per_s
 }
 
-/// `pairs` synthetic pairs with exactly `prompt` + `completion` tokens each, ids spread over the
-/// vocabulary (deterministic).
-fn synthetic_pairs(
-    pairs: usize,
-    prompt: usize,
-    completion: usize,
-    vocab: u32,
-) -> Vec<TokenizedPair> {
-    let ids = |seed: usize| -> Vec<u32> {
-        (0..prompt + completion)
-            .map(|i| ((i * 7919 + seed * 104_729) as u32 % (vocab - 3)) + 3)
-            .collect()
-    };
-    (0..pairs)
-        .map(|p| {
-            let chosen = ids(2 * p);
-            let mut rejected = chosen.clone();
-            rejected[prompt..].copy_from_slice(&ids(2 * p + 1)[prompt..]);
-            TokenizedPair {
-                index: p,
-                chosen_ids: chosen,
-                chosen_prompt_len: prompt,
-                rejected_ids: rejected,
-                rejected_prompt_len: prompt,
-            }
-        })
-        .collect()
-}
-
 fn main() {
     let args = parse_args();
-    let json = format!(
-        r#"{{"model_type":"llama","vocab_size":49152,"hidden_size":576,"intermediate_size":1536,
-        "num_hidden_layers":{},"num_attention_heads":9,"num_key_value_heads":3,
-        "rms_norm_eps":1e-5,"rope_theta":100000,"max_position_embeddings":8192,
-        "tie_word_embeddings":true}}"#,
-        args.layers
-    );
-    let config = LlamaConfig::from_json_str(&json, "bench".as_ref()).expect("bench config");
+    let config = smollm2_config(args.layers);
     let device = Device::default().autodiff();
     device.seed(0);
     let mut model = LlamaForCausalLM::init(&config, &device);
-    let pairs = synthetic_pairs(args.pairs, args.prompt, args.completion, 49152);
+    let pairs = synthetic_pairs(args.pairs, args.prompt, args.completion);
     let loss_config = OrpoLossConfig::new(0.1);
     let mut optim = AdamW::new(AdamWSettings::default());
     let collator = Collator::new(0);
@@ -141,15 +99,7 @@ fn main() {
         let started = Instant::now();
         let batch = collator.collate(pairs.iter());
         train_tokens = batch.attention_mask.iter().filter(|&&m| m != 0).count();
-        let shape = batch.shape();
-        let int = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, shape), &device);
-        let mask_f: Vec<f32> = batch.attention_mask.iter().map(|&m| m as f32).collect();
-        let attention = Tensor::<2>::from_data(TensorData::new(mask_f, shape), &device);
-        let inputs = OrpoInputs {
-            input_ids: int(batch.input_ids),
-            attention_mask: int(batch.attention_mask),
-            completion_mask: int(batch.completion_mask),
-        };
+        let (inputs, attention) = OrpoStep::batch_inputs(&batch, &device);
         let hidden = model.forward_hidden(inputs.input_ids.clone(), attention);
         let out = orpo_loss(hidden, model.head_weight(), None, &inputs, &loss_config);
         let _metrics = out.metrics.to_metrics().to_named();
@@ -184,7 +134,7 @@ fn main() {
             "max_step_s": step_seconds[step_seconds.len() - 1],
             "tokens_per_s": train_tokens as f64 / median,
             "approx_gflop_per_s": flop_per_token * train_tokens as f64 / median / 1e9,
-            "peak_rss_mib": peak_rss_mib(),
+            "peak_rss_mib": status_mib("VmHWM:"),
             "first_step_end_s": first_step_end,
             "steps_timed": step_seconds.len(),
         })

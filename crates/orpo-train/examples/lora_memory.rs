@@ -15,21 +15,15 @@
 use std::time::Instant;
 
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use orpo_data::{Collator, TokenizedPair};
-use orpo_loss::{OrpoInputs, OrpoLossConfig, orpo_loss};
-use orpo_model::{LlamaConfig, LlamaForCausalLM, LoraConfig};
+use burn::tensor::Device;
+use orpo_data::Collator;
+use orpo_loss::{OrpoLossConfig, orpo_loss};
+use orpo_model::{LlamaForCausalLM, LoraConfig};
+use orpo_train::OrpoStep;
 use orpo_train::optim::{AdamW, AdamWSettings, clip_global_norm};
 
-/// A `/proc/self/status` field in MiB (`VmHWM`: peak resident set, `VmRSS`: current).
-fn status_mib(key: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
+mod common;
+use common::{smollm2_config, status_mib, synthetic_pairs};
 
 fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
@@ -57,13 +51,7 @@ fn main() {
     let dropout: f64 = arg("--dropout", "0.05")
         .parse()
         .expect("--dropout needs a number");
-    let json = format!(
-        r#"{{"model_type":"llama","vocab_size":49152,"hidden_size":576,"intermediate_size":1536,
-        "num_hidden_layers":{layers},"num_attention_heads":9,"num_key_value_heads":3,
-        "rms_norm_eps":1e-5,"rope_theta":100000,"max_position_embeddings":8192,
-        "tie_word_embeddings":true}}"#
-    );
-    let config = LlamaConfig::from_json_str(&json, "bench".as_ref()).expect("bench config");
+    let config = smollm2_config(layers);
     let device = Device::default().autodiff();
     device.seed(0);
     let mut model = LlamaForCausalLM::init(&config, &device);
@@ -85,40 +73,14 @@ fn main() {
     let _ = model.head_weight().sum().into_scalar::<f32>();
     let rss_init = status_mib("VmRSS:");
 
-    let batch_pairs: Vec<TokenizedPair> = (0..pairs)
-        .map(|p| {
-            let ids = |seed: usize| -> Vec<u32> {
-                (0..prompt + completion)
-                    .map(|i| ((i * 7919 + seed * 104_729) % 49_149) as u32 + 3)
-                    .collect()
-            };
-            let chosen = ids(2 * p);
-            let mut rejected = chosen.clone();
-            rejected[prompt..].copy_from_slice(&ids(2 * p + 1)[prompt..]);
-            TokenizedPair {
-                index: p,
-                chosen_ids: chosen,
-                chosen_prompt_len: prompt,
-                rejected_ids: rejected,
-                rejected_prompt_len: prompt,
-            }
-        })
-        .collect();
+    let batch_pairs = synthetic_pairs(pairs, prompt, completion);
     let loss_config = OrpoLossConfig::new(0.1);
     let mut optim = AdamW::new(AdamWSettings::default());
     let batch = Collator::new(0).collate(batch_pairs.iter());
-    let shape = batch.shape();
-    let int = |v: &[i64]| Tensor::<2, Int>::from_data(TensorData::new(v.to_vec(), shape), &device);
-    let mask_f: Vec<f32> = batch.attention_mask.iter().map(|&m| m as f32).collect();
     let mut seconds = Vec::new();
     for _ in 0..steps {
         let started = Instant::now();
-        let attention = Tensor::<2>::from_data(TensorData::new(mask_f.clone(), shape), &device);
-        let inputs = OrpoInputs {
-            input_ids: int(&batch.input_ids),
-            attention_mask: int(&batch.attention_mask),
-            completion_mask: int(&batch.completion_mask),
-        };
+        let (inputs, attention) = OrpoStep::batch_inputs(&batch, &device);
         let hidden = model.forward_hidden(inputs.input_ids.clone(), attention);
         let out = orpo_loss(hidden, model.head_weight(), None, &inputs, &loss_config);
         let mut grads = GradientsParams::from_grads(out.loss.backward(), &model);
