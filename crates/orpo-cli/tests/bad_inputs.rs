@@ -1,27 +1,21 @@
 //! Bad inputs through the binary: each is one clear error (exit 1) naming what is at fault,
 //! never a panic or an "internal error" line.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use orpo_model::{LlamaConfig, LlamaForCausalLM, SaveDtype};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::root;
 
+/// `orpo ARGS`: exit code and stderr, which must hold no panic.
 fn orpo(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_orpo"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (code, _, err) = common::orpo(args);
     assert!(
         !err.contains("panicked") && !err.contains("internal error"),
         "{args:?}: {err}"
     );
-    (out.status.code().unwrap_or(-1), err)
+    (code, err)
 }
 
 /// A fresh model of the tiny config with `vocab_size` rows, and the bundled 512-token

@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 
 use orpo_train::checkpoint::{TRAINER_STATE, TrainerState, list_checkpoints};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::root;
 
 /// 12 steps of a tiny model, a checkpoint every 2 steps (at most 2 kept), evaluation every 6.
 fn train_args(out: &Path) -> Vec<String> {

@@ -16,9 +16,8 @@ use std::process::Command;
 /// Larger than the metrics and config files, smaller than the tiny model's weights (140 KB).
 const LIMIT: u64 = 64 * 1024;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::root;
 
 /// Runs `orpo`, its file size limited to `limit` bytes when given.
 fn orpo(args: &[&str], limit: Option<u64>) -> (i32, String) {
