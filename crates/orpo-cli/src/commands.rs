@@ -112,7 +112,8 @@ pub fn train(
     let config = OrpoConfig::from_yaml_file(config_path)
         .and_then(|c| c.apply_overrides(set))
         .map_err(usage)?;
-    let device = device.autodiff();
+    // bf16 / fp16 and gradient checkpointing are properties of the device (burn 0.22).
+    let device = orpo_train::training_device(device, &config).map_err(usage)?;
     device.seed(config.seed);
     let (model, model_dir) = match (&config.model_name_or_path, &config.model_config) {
         (Some(name), _) => {

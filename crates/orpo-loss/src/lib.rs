@@ -512,8 +512,10 @@ pub fn orpo_loss_with_denominators(
         if let (Some(g), Some(bias_t)) = (grads.bias, head_bias.as_ref()) {
             loss = attach_gradient(loss, bias_t, g);
         }
-    } else if hidden.is_autodiff() {
-        loss = loss.autodiff();
+    } else if let Some(strategy) = hidden.gradient_checkpointing_strategy() {
+        loss = loss
+            .autodiff()
+            .with_gradient_checkpointing_strategy(strategy);
     }
     OrpoOutput {
         loss,

@@ -65,12 +65,18 @@ impl OrpoMetricTensors {
         ]
     }
 
-    /// Reads all metrics to the host in one transfer.
+    /// Reads all metrics to the host in one transfer (cast to f32 first: under bf16 training
+    /// some are bf16 and some f32, and `cat` needs one dtype).
     ///
     /// # Panics
     /// If the device cannot be read.
     pub fn to_metrics(&self) -> OrpoMetrics {
-        let values = Tensor::cat(self.to_vec(), 0)
+        let parts = self
+            .to_vec()
+            .into_iter()
+            .map(|t| t.cast(burn::tensor::FloatDType::F32))
+            .collect();
+        let values = Tensor::cat(parts, 0)
             .try_into_vec_as::<f64>()
             .unwrap_or_else(|e| panic!("orpo-loss: cannot read metrics: {e:?}"));
         OrpoMetrics::from_slice(&values)

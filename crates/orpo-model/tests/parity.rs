@@ -16,8 +16,17 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The backend under test: `flex` unless `ORPO_TEST_DEVICE` names another one built in with this
+/// crate's `wgpu` or `cuda` feature (how the parity tests run on a GPU).
 fn device() -> Device {
-    Device::flex()
+    match std::env::var("ORPO_TEST_DEVICE").as_deref() {
+        Err(_) | Ok("cpu") | Ok("flex") => Device::flex(),
+        #[cfg(feature = "wgpu")]
+        Ok("wgpu") => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        #[cfg(feature = "cuda")]
+        Ok("cuda") => Device::cuda(0),
+        Ok(other) => panic!("ORPO_TEST_DEVICE={other}: not a backend this test was built with"),
+    }
 }
 
 struct Batch {

@@ -8,9 +8,14 @@
 //! pairs, forward, the chunked ORPO loss, backward, global-norm clipping, AdamW.
 //!
 //!     cargo run --release -p orpo-train --example bench_train -- \
-//!         [--pairs 2] [--prompt 128] [--completion 384] [--steps 12] [--warmup 2] [--layers 30]
+//!         [--pairs 2] [--prompt 128] [--completion 384] [--steps 12] [--warmup 2] [--layers 30] \
+//!         [--dtype f32|bf16|f16] [--gradient-checkpointing]
 //!
-//! Prints one JSON line.
+//! The device is `Device::default()`: the CPU backend, or the GPU backend built in with
+//! `--features wgpu` / `--features cuda` (`BURN_DEVICE=flex` picks the CPU then). `--dtype` and
+//! `--gradient-checkpointing` go through `orpo_train::training_device`, as the config keys
+//! `bf16` / `fp16` / `gradient_checkpointing` do. Each step ends with `device.sync()`, so GPU
+//! timings hold the whole step. Prints one JSON line.
 
 use std::time::Instant;
 
@@ -19,8 +24,8 @@ use burn::tensor::Device;
 use orpo_data::Collator;
 use orpo_loss::{OrpoLossConfig, orpo_loss};
 use orpo_model::LlamaForCausalLM;
-use orpo_train::OrpoStep;
 use orpo_train::optim::{AdamW, AdamWSettings, clip_global_norm};
+use orpo_train::{OrpoConfig, OrpoStep, training_device};
 
 mod common;
 use common::{smollm2_config, status_mib, synthetic_pairs};
@@ -32,6 +37,8 @@ struct Args {
     steps: usize,
     warmup: usize,
     layers: usize,
+    dtype: String,
+    gradient_checkpointing: bool,
 }
 
 fn parse_args() -> Args {
@@ -42,21 +49,29 @@ fn parse_args() -> Args {
         steps: 12,
         warmup: 2,
         layers: 30,
+        dtype: "f32".into(),
+        gradient_checkpointing: false,
     };
-    let raw: Vec<String> = std::env::args().skip(1).collect();
-    for pair in raw.chunks(2) {
-        let value = || -> usize {
-            pair.get(1)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{} needs a number", pair[0]))
+    let mut raw = std::env::args().skip(1);
+    while let Some(flag) = raw.next() {
+        if flag == "--gradient-checkpointing" {
+            args.gradient_checkpointing = true;
+            continue;
+        }
+        let value = raw.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        let number = || -> usize {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("{flag} needs a number, not {value}"))
         };
-        match pair[0].as_str() {
-            "--pairs" => args.pairs = value(),
-            "--prompt" => args.prompt = value(),
-            "--completion" => args.completion = value(),
-            "--steps" => args.steps = value(),
-            "--warmup" => args.warmup = value(),
-            "--layers" => args.layers = value(),
+        match flag.as_str() {
+            "--pairs" => args.pairs = number(),
+            "--prompt" => args.prompt = number(),
+            "--completion" => args.completion = number(),
+            "--steps" => args.steps = number(),
+            "--warmup" => args.warmup = number(),
+            "--layers" => args.layers = number(),
+            "--dtype" => args.dtype = value.clone(),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -84,7 +99,17 @@ fn seconds_since_process_start() -> f64 {
 fn main() {
     let args = parse_args();
     let config = smollm2_config(args.layers);
-    let device = Device::default().autodiff();
+    let run = OrpoConfig {
+        bf16: args.dtype == "bf16",
+        fp16: args.dtype == "f16",
+        gradient_checkpointing: args.gradient_checkpointing,
+        ..Default::default()
+    };
+    assert!(
+        ["f32", "bf16", "f16"].contains(&args.dtype.as_str()),
+        "--dtype f32|bf16|f16"
+    );
+    let device = training_device(Device::default(), &run).expect("the device");
     device.seed(0);
     let mut model = LlamaForCausalLM::init(&config, &device);
     let pairs = synthetic_pairs(args.pairs, args.prompt, args.completion);
@@ -95,6 +120,7 @@ fn main() {
     let mut step_seconds = Vec::new();
     let mut first_step_end = f64::NAN;
     let mut train_tokens = 0usize;
+    let mut device_reserved_max = 0u64;
     for step in 0..args.warmup + args.steps {
         let started = Instant::now();
         let batch = collator.collate(pairs.iter());
@@ -107,7 +133,11 @@ fn main() {
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let _norm = clip_global_norm(&model, &mut grads, 1.0);
         model = optim.step(1e-5, model, &mut grads);
+        device.sync().expect("device sync");
         let seconds = started.elapsed().as_secs_f64();
+        if let Some(usage) = device.memory_pool_usage() {
+            device_reserved_max = device_reserved_max.max(usage.bytes_reserved);
+        }
         if step == 0 {
             first_step_end = seconds_since_process_start();
         }
@@ -128,6 +158,8 @@ fn main() {
             "prompt": args.prompt,
             "completion": args.completion,
             "layers": args.layers,
+            "dtype": args.dtype,
+            "gradient_checkpointing": args.gradient_checkpointing,
             "train_tokens_per_step": train_tokens,
             "median_step_s": median,
             "min_step_s": step_seconds[0],
@@ -135,6 +167,9 @@ fn main() {
             "tokens_per_s": train_tokens as f64 / median,
             "approx_gflop_per_s": flop_per_token * train_tokens as f64 / median / 1e9,
             "peak_rss_mib": status_mib("VmHWM:"),
+            // The GPU allocator's reserved bytes, largest seen at a step's end (null on the CPU).
+            "device_reserved_mib_max": (device_reserved_max > 0)
+                .then(|| device_reserved_max as f64 / (1024.0 * 1024.0)),
             "first_step_end_s": first_step_end,
             "steps_timed": step_seconds.len(),
         })

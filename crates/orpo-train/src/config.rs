@@ -136,6 +136,17 @@ pub struct OrpoConfig {
     /// micro-batches consumed, the step counted), print a warning naming the step, go on.
     pub skip_nonfinite_steps: bool,
 
+    // ---- precision and memory (see `orpo_train::training_device`)
+    /// Recompute memory-bound activations during the backward pass instead of keeping them
+    /// (transformers' name). burn's checkpointing is op-level (`Balanced`): outputs of matmuls
+    /// are still kept, so it saves less than PyTorch's per-layer recomputation.
+    pub gradient_checkpointing: bool,
+    /// Train in bfloat16. burn has no automatic mixed precision: weights, gradients and the
+    /// AdamW moments are all bf16 (the loss's sums and the metrics are read in f32/f64).
+    pub bf16: bool,
+    /// Train in float16, with the same caveat as `bf16` (and f16's narrower range).
+    pub fp16: bool,
+
     // ---- ORPO and tokenization
     /// λ, the weight of the odds-ratio term (TRL's `beta`).
     pub beta: f64,
@@ -254,6 +265,9 @@ impl Default for OrpoConfig {
             adam_epsilon: 1e-8,
             max_grad_norm: 1.0,
             skip_nonfinite_steps: false,
+            gradient_checkpointing: false,
+            bf16: false,
+            fp16: false,
             beta: 0.1,
             orpo_alpha: None,
             orpo_beta: 1.0,
@@ -387,6 +401,11 @@ impl OrpoConfig {
             if value == 0 {
                 return Err(bad(format!("key `{key}` must be positive")));
             }
+        }
+        if self.bf16 && self.fp16 {
+            return Err(bad(
+                "keys `bf16` and `fp16` are both true: choose one".into()
+            ));
         }
         if self.max_prompt_length >= self.max_length {
             return Err(bad(format!(

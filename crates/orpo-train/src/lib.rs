@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod device;
 pub mod io;
 pub mod lora;
 pub mod metrics;
@@ -27,6 +28,7 @@ pub use config::{
     ConfigError, LoraExport, LoraTargetModules, OrpoConfig, SamplingStrategy, SchedulerType,
     TruncationMode,
 };
+pub use device::training_device;
 pub use metrics::{LogEntry, read_metrics};
 pub use model::CausalLm;
 pub use trainer::{

@@ -178,6 +178,8 @@ impl ModuleMapper for AdamWMapper<'_> {
         let dims = tensor.dims();
         let numel: usize = dims.iter().product();
         let require_grad = tensor.is_require_grad();
+        // Kept to put back on the updated weight: `from_inner` gives the default (none).
+        let checkpointing = tensor.gradient_checkpointing_strategy();
         let value = tensor.inner().reshape([numel]);
         let grad = grad.inner().reshape([numel]);
         let t = self.optim.step as i32;
@@ -218,6 +220,9 @@ impl ModuleMapper for AdamWMapper<'_> {
         let value = (value - update).reshape(dims);
         self.optim.moments.insert(path, moments);
         let mut value = Tensor::from_inner(value);
+        if let Some(strategy) = checkpointing {
+            value = value.with_gradient_checkpointing_strategy(strategy);
+        }
         if require_grad {
             value = value.require_grad();
         }

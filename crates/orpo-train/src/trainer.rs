@@ -170,6 +170,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
         tokenizer: PreferenceTokenizer,
     ) -> anyhow::Result<Self> {
         config.validate("config").map_err(anyhow::Error::from)?;
+        check_device(&model, &config)?;
         let model = crate::lora::prepare_model(model, &config)?;
         let (train_pairs, train_report) = train_dataset
             .tokenize(&tokenizer, &tokenize_config(&config))
@@ -626,6 +627,39 @@ pub fn check_tokenizer_fits(
              ({model_vocab} rows, `vocab_size` in config.json); use the model's own tokenizer or \
              resize the model's embedding"
         );
+    }
+    Ok(())
+}
+
+/// The model must live on the device [`crate::training_device`] makes of the config: autodiff,
+/// with the float type and the gradient checkpointing the config asks for. Both are properties
+/// of the device in burn 0.22, so a config key cannot change them once the model exists.
+fn check_device<M: CausalLm>(model: &M, config: &OrpoConfig) -> anyhow::Result<()> {
+    let (weight, _) = model.output_head();
+    let device = weight.device();
+    let made_by = "create the model on `orpo_train::training_device(device, &config)`";
+    if !device.is_autodiff() {
+        bail!("the model is not on an autodiff device: {made_by}");
+    }
+    if config.gradient_checkpointing
+        && device.gradient_checkpointing_strategy()
+            != Some(burn::tensor::GradientCheckpointingStrategy::Balanced)
+    {
+        bail!(
+            "`gradient_checkpointing: true`, but the model's device does not checkpoint: {made_by}"
+        );
+    }
+    match crate::device::requested_float_dtype(config) {
+        Some((key, dtype)) if weight.dtype() != dtype.into() => bail!(
+            "`{key}: true` asks for {dtype:?} weights, but the model's are {:?}: {made_by}",
+            weight.dtype()
+        ),
+        None if weight.dtype() != burn::tensor::DType::F32 => bail!(
+            "the model's weights are {:?}: set `bf16: true` or `fp16: true` to train in that \
+             precision, or {made_by}",
+            weight.dtype()
+        ),
+        _ => {}
     }
     Ok(())
 }

@@ -4,67 +4,17 @@
 //! relative of TRL's, and the other logged metrics within the tolerances below.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::Device;
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
 use orpo_model::LlamaForCausalLM;
-use orpo_train::{
-    OrpoConfig, OrpoTrainer, SamplingStrategy, SchedulerType, read_metrics, tokenize_config,
-};
+use orpo_train::{OrpoTrainer, read_metrics, tokenize_config};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
 
-fn fixture() -> (PathBuf, Value) {
-    let dir = root().join("tests/fixtures/train");
-    let text = std::fs::read_to_string(dir.join("trajectory.json"))
-        .expect("tests/fixtures/train/trajectory.json (scripts/make_train_fixtures.py)");
-    (dir, serde_json::from_str(&text).unwrap())
-}
-
-fn f(v: &Value, key: &str) -> f64 {
-    v[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("fixture: `{key}` is not a number"))
-}
-
-fn u(v: &Value, key: &str) -> usize {
-    v[key]
-        .as_u64()
-        .unwrap_or_else(|| panic!("fixture: `{key}` is not an integer")) as usize
-}
-
-/// The fixture's settings as an [`OrpoConfig`].
-fn config(settings: &Value, out: &Path) -> OrpoConfig {
-    assert_eq!(settings["lr_scheduler_type"], "constant");
-    assert_eq!(settings["train_sampling_strategy"], "sequential");
-    OrpoConfig {
-        output_dir: out.display().to_string(),
-        learning_rate: f(settings, "learning_rate"),
-        lr_scheduler_type: SchedulerType::Constant,
-        warmup_steps: u(settings, "warmup_steps"),
-        per_device_train_batch_size: u(settings, "per_device_train_batch_size"),
-        gradient_accumulation_steps: u(settings, "gradient_accumulation_steps"),
-        max_steps: u(settings, "max_steps") as i64,
-        weight_decay: f(settings, "weight_decay"),
-        max_grad_norm: f(settings, "max_grad_norm"),
-        adam_beta1: f(settings, "adam_beta1"),
-        adam_beta2: f(settings, "adam_beta2"),
-        adam_epsilon: f(settings, "adam_epsilon"),
-        beta: f(settings, "beta"),
-        max_length: u(settings, "max_length"),
-        max_prompt_length: u(settings, "max_prompt_length"),
-        logging_steps: u(settings, "logging_steps"),
-        seed: u(settings, "seed") as u64,
-        train_sampling_strategy: SamplingStrategy::Sequential,
-        nll_on_completion_only: false,
-        save_steps: 0,
-        ..Default::default()
-    }
-}
+use common::{config, f, fixture, root, u};
 
 fn rel_err(ours: f64, theirs: f64) -> f64 {
     (ours - theirs).abs() / theirs.abs().max(f64::MIN_POSITIVE)
