@@ -102,18 +102,23 @@ fn has_split(dataset: &Path, split: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// `orpo train`.
+/// `orpo train` on `devices` (one, or several for data parallelism; the model lives on the first).
 pub fn train(
     config_path: &str,
     set: &[String],
     resume: bool,
-    device: Device,
+    devices: Vec<Device>,
 ) -> Result<(), Failure> {
     let config = OrpoConfig::from_yaml_file(config_path)
         .and_then(|c| c.apply_overrides(set))
         .map_err(usage)?;
     // bf16 / fp16 and gradient checkpointing are properties of the device (burn 0.22).
-    let device = orpo_train::training_device(device, &config).map_err(usage)?;
+    let devices: Vec<Device> = devices
+        .into_iter()
+        .map(|d| orpo_train::training_device(d, &config))
+        .collect::<anyhow::Result<_>>()
+        .map_err(usage)?;
+    let device = devices[0].clone();
     device.seed(config.seed);
     let (model, model_dir) = match (&config.model_name_or_path, &config.model_config) {
         (Some(name), _) => {
@@ -157,7 +162,9 @@ pub fn train(
     let test_split = config.dataset_test_split.clone();
     let mut trainer = OrpoTrainer::new(model, config.clone(), train, tokenizer)?
         .with_tokenizer_dir(&tokenizer_dir)
-        .resume(resume);
+        .resume(resume)
+        .with_devices(devices)
+        .map_err(usage)?;
     if has_split(&dataset, &test_split) {
         let test = PreferenceDataset::load(&dataset, Some(&test_split), &data_config(&config))?;
         trainer = trainer.with_eval_dataset(test)?;

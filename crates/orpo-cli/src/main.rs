@@ -35,6 +35,10 @@ enum Command {
         /// Continue from the latest checkpoint in output_dir.
         #[arg(long)]
         resume: bool,
+        /// Data-parallel training over several devices, e.g. `cuda:0,cuda:1` (replaces
+        /// --device): per_device_train_batch_size pairs on each, gradients summed on the first.
+        #[arg(long, value_delimiter = ',', value_name = "DEVICE,DEVICE,...")]
+        devices: Vec<String>,
     },
     /// Evaluate a model on a preference split; prints the eval_ metrics as JSON (last line).
     Eval {
@@ -159,7 +163,18 @@ fn run(cli: Cli) -> Result<(), commands::Failure> {
             config,
             set,
             resume,
-        } => commands::train(&config, &set, resume, device),
+            devices,
+        } => {
+            let devices = if devices.is_empty() {
+                vec![device]
+            } else {
+                devices
+                    .iter()
+                    .map(|d| device::parse_device(d).map_err(commands::Failure::Usage))
+                    .collect::<Result<_, _>>()?
+            };
+            commands::train(&config, &set, resume, devices)
+        }
         Command::Eval {
             model,
             dataset,

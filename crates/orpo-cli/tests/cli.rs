@@ -228,3 +228,68 @@ fn hub_ids_resolve_through_the_hub_cache_offline() {
         "{stderr}"
     );
 }
+
+/// `--devices cpu,cpu` (two replicas on the one CPU device, the `--devices cuda:0,cuda:1` code
+/// path without the transfers) with 2 pairs per device logs what 4 pairs on one device log.
+#[test]
+fn devices_split_the_batch_and_keep_the_effective_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, device_args: &[&str], per_device: usize| {
+        let out = tmp.path().join(name).display().to_string();
+        let output_dir = format!("output_dir={out}");
+        let batch = format!("per_device_train_batch_size={per_device}");
+        let mut args = vec!["train"];
+        args.extend_from_slice(device_args);
+        args.extend_from_slice(&[
+            "--config",
+            "configs/demo.yaml",
+            "--set",
+            &output_dir,
+            "--set",
+            "model_name_or_path=tests/fixtures/train/model",
+            "--set",
+            "model_config=null",
+            "--set",
+            &batch,
+            "--set",
+            "max_steps=3",
+            "--set",
+            "logging_steps=1",
+            "--set",
+            "eval_steps=null",
+            "--set",
+            "save_steps=1000",
+        ]);
+        let (code, _, err) = orpo(&args);
+        assert_eq!(code, 0, "{err}");
+        std::fs::read_to_string(tmp.path().join(name).join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v.get("loss").is_some())
+            .collect::<Vec<_>>()
+    };
+    let one = run("one", &["--device", "cpu"], 4);
+    let two = run("two", &["--devices", "cpu,cpu"], 2);
+    assert_eq!(one.len(), 3);
+    assert_eq!(one.len(), two.len());
+    for (a, b) in one.iter().zip(&two) {
+        for key in ["loss", "nll_loss", "grad_norm", "logps/rejected"] {
+            let (x, y) = (a[key].as_f64().unwrap(), b[key].as_f64().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-5 * x.abs().max(1.0),
+                "step {}: {key} {x} on one device, {y} on two",
+                a["step"]
+            );
+        }
+    }
+    let (code, _, err) = orpo(&[
+        "train",
+        "--devices",
+        "cpu,tpu",
+        "--config",
+        "configs/demo.yaml",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("tpu"), "{err}");
+}

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Int, Tensor};
 use orpo_model::{LlamaForCausalLM, LoraConfig, SaveDtype};
 
 /// A causal language model the ORPO trainer can train, evaluate and save.
-pub trait CausalLm: Module + Sized + 'static {
+pub trait CausalLm: Module + Sized + Sync + 'static {
     /// Final hidden states `[B, T, H]` (after the last norm) for `input_ids` `[B, T]` and
     /// `attention_mask` `[B, T]` (1 = real token).
     fn hidden_states(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2>) -> Tensor<3>;

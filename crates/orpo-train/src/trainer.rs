@@ -127,6 +127,26 @@ impl OrpoStep {
         let metrics = out.metrics.to_metrics().to_named();
         (out.loss, metrics)
     }
+
+    /// Forward and backward of one micro-batch on `model` (on its own device): the loss, the
+    /// batch's metrics, and the gradients moved to `main` (the device the optimizer runs on).
+    pub fn backward_on<M: CausalLm>(
+        model: &M,
+        batch: &Batch,
+        loss: &OrpoLossConfig,
+        denominators: LossDenominators,
+        main: &Device,
+    ) -> (f64, Vec<(&'static str, f64)>, GradientsParams) {
+        let device = device_of(model);
+        let (inputs, attention) = Self::batch_inputs(batch, &device);
+        let (loss, metrics) =
+            Self::forward_with_denominators(model, &inputs, attention, loss, denominators);
+        let mut grads = GradientsParams::from_grads(loss.backward(), model);
+        if device != *main {
+            grads = grads.to_device(main, model);
+        }
+        (loss.into_scalar::<f32>() as f64, metrics, grads)
+    }
 }
 
 /// Trains a [`CausalLm`] with ORPO, TRL's `ORPOTrainer` in Rust.
@@ -158,6 +178,8 @@ pub struct OrpoTrainer<M: CausalLm> {
     pub eval_report: Option<TokenizeReport>,
     resume: bool,
     quiet: bool,
+    /// Data parallelism: the devices beyond the model's own, each training a replica.
+    replica_devices: Vec<Device>,
 }
 
 impl<M: CausalLm> OrpoTrainer<M> {
@@ -190,6 +212,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
             eval_report: None,
             resume: false,
             quiet: false,
+            replica_devices: Vec::new(),
         })
     }
 
@@ -219,6 +242,41 @@ impl<M: CausalLm> OrpoTrainer<M> {
         self
     }
 
+    /// Data parallelism over `devices` (`--devices cuda:0,cuda:1`): the first must be the
+    /// model's own device; each other one trains a replica (`Module::fork`). Every optimizer
+    /// step takes `per_device_train_batch_size` pairs per device per accumulation step, as the
+    /// Hugging Face Trainer does; the devices run their micro-batches in parallel, the gradients
+    /// are summed on the first device with the step's token and pair counts as denominators (so
+    /// the update is that of one batch of all the step's pairs), and the updated weights are
+    /// copied back to the replicas. Each device must be a training device
+    /// ([`crate::training_device`]).
+    pub fn with_devices(mut self, devices: Vec<Device>) -> anyhow::Result<Self> {
+        let own = device_of(&self.model);
+        let Some((first, rest)) = devices.split_first() else {
+            bail!("with_devices: no device given");
+        };
+        if *first != own {
+            bail!("with_devices: the first device ({first:?}) must be the model's ({own:?})");
+        }
+        for d in rest {
+            if !d.is_autodiff()
+                || d.gradient_checkpointing_strategy() != own.gradient_checkpointing_strategy()
+            {
+                bail!(
+                    "with_devices: {d:?} is not a training device like the model's ({own:?}): \
+                     make each with orpo_train::training_device"
+                );
+            }
+        }
+        self.replica_devices = rest.to_vec();
+        Ok(self)
+    }
+
+    /// How many devices train in parallel (1 without [`with_devices`](Self::with_devices)).
+    pub fn world_size(&self) -> usize {
+        1 + self.replica_devices.len()
+    }
+
     /// Silence the progress lines on stderr.
     pub fn quiet(mut self, quiet: bool) -> Self {
         self.quiet = quiet;
@@ -241,13 +299,20 @@ impl<M: CausalLm> OrpoTrainer<M> {
             .div_ceil(self.config.per_device_train_batch_size)
     }
 
-    /// Total optimizer steps: `max_steps`, else `ceil(epochs · micro_batches / accumulation)`.
+    /// Total optimizer steps: `max_steps`, else
+    /// `ceil(epochs · micro_batches / (accumulation · devices))`.
     pub fn total_steps(&self) -> usize {
         if self.config.max_steps > 0 {
             return self.config.max_steps as usize;
         }
         let micro = self.micro_batches_per_epoch() as f64 * self.config.num_train_epochs;
-        ((micro / self.config.gradient_accumulation_steps as f64).ceil() as usize).max(1)
+        let per_step = self.micro_batches_per_step() as f64;
+        ((micro / per_step).ceil() as usize).max(1)
+    }
+
+    /// Micro-batches per optimizer step: accumulation steps × devices.
+    fn micro_batches_per_step(&self) -> usize {
+        self.config.gradient_accumulation_steps * self.world_size()
     }
 
     /// The pairs of micro-batch number `k` of the run (epochs follow each other; each epoch's
@@ -346,7 +411,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
             kind: cfg.lr_scheduler_type,
         };
         let loss_cfg = loss_config(&cfg);
-        let ga = cfg.gradient_accumulation_steps;
+        let micro_per_step = self.micro_batches_per_step();
         let per_epoch = self.micro_batches_per_epoch();
         let collator = Collator::new(self.tokenizer.padding_id());
         let mut order_cache = None;
@@ -363,6 +428,15 @@ impl<M: CausalLm> OrpoTrainer<M> {
             let step = state.global_step;
             let lr = schedule.lr_at(step);
             crate::lora::seed_step(&self.model, &device, cfg.seed, step);
+            // The replicas start each step from the model's weights.
+            let replicas: Vec<M> = self
+                .replica_devices
+                .iter()
+                .map(|d| {
+                    crate::lora::seed_step(&self.model, d, cfg.seed, step);
+                    self.model.clone().fork(d)
+                })
+                .collect();
             let mut grads = GradientsParams::new();
             let mut step_loss = 0.0;
             let mut step_metrics: BTreeMap<String, f64> = BTreeMap::new();
@@ -371,8 +445,8 @@ impl<M: CausalLm> OrpoTrainer<M> {
             // micro-batch losses and gradients add up to those of the step's pairs in one batch.
             // (The Hugging Face Trainer divides each micro-batch mean by the accumulation steps
             // instead, which weights tokens unequally when micro-batches differ in length.)
-            let mut batches = Vec::with_capacity(ga);
-            for _ in 0..ga {
+            let mut batches = Vec::with_capacity(micro_per_step);
+            for _ in 0..micro_per_step {
                 let indices = self.micro_batch(state.micro_batches_done, &mut order_cache);
                 state.micro_batches_done += 1;
                 batches.push(collator.collate(indices.iter().map(|&i| &self.train_pairs[i])));
@@ -391,18 +465,51 @@ impl<M: CausalLm> OrpoTrainer<M> {
             let total_tokens: usize = nll_tokens.iter().sum();
             let total_pairs: usize = batches.iter().map(|b| b.pairs).sum();
             let denominators = LossDenominators::new(total_tokens, total_pairs);
-            for (batch, &tokens) in batches.iter().zip(&nll_tokens) {
-                let (inputs, attention) = OrpoStep::batch_inputs(batch, &device);
-                let (loss, metrics) = OrpoStep::forward_with_denominators(
-                    &self.model,
-                    &inputs,
-                    attention,
-                    &loss_cfg,
-                    denominators,
-                );
-                let micro_grads = GradientsParams::from_grads(loss.backward(), &self.model);
+            // Data parallelism: micro-batches go to the devices in turn, one round at a time;
+            // the results are added in micro-batch order, so the sum does not depend on which
+            // device finishes first.
+            let mut results = Vec::with_capacity(batches.len());
+            for round in batches.chunks(self.world_size()) {
+                if let [batch] = round {
+                    // One device: no thread.
+                    let main = &device;
+                    let r =
+                        OrpoStep::backward_on(&self.model, batch, &loss_cfg, denominators, main);
+                    results.push(r);
+                    continue;
+                }
+                let model = &self.model;
+                let replicas = &replicas;
+                let loss_cfg = &loss_cfg;
+                let device = &device;
+                results.extend(std::thread::scope(|scope| {
+                    let handles: Vec<_> = round
+                        .iter()
+                        .enumerate()
+                        .map(|(d, batch)| {
+                            let replica = if d == 0 { model } else { &replicas[d - 1] };
+                            scope.spawn(move || {
+                                OrpoStep::backward_on(
+                                    replica,
+                                    batch,
+                                    loss_cfg,
+                                    denominators,
+                                    device,
+                                )
+                            })
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("a device's micro-step panicked"))
+                        .collect::<Vec<_>>()
+                }));
+            }
+            for ((loss, metrics, micro_grads), (batch, &tokens)) in
+                results.into_iter().zip(batches.iter().zip(&nll_tokens))
+            {
                 accumulate(&self.model, &mut grads, micro_grads);
-                step_loss += loss.into_scalar::<f32>() as f64;
+                step_loss += loss;
                 // The step's metrics are those of the whole step's pairs: the NLL weighted by
                 // tokens, the per-pair means by pairs.
                 let token_share = tokens as f64 / total_tokens.max(1) as f64;

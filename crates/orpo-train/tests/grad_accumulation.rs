@@ -1,6 +1,10 @@
 //! Gradient accumulation is one big batch: 4 pairs × 1 micro-batch, 2 × 2 and 1 × 4 give the same
 //! losses, metrics and weights, with pairs of very different lengths (so that the mean of the
 //! micro-batch means, the Hugging Face Trainer's rule, would not be the big batch's token mean).
+//! Data parallelism is accumulation across devices: 2 pairs on each of 2 devices, and 1 pair ×
+//! 2 accumulation steps on each of 2 devices, give the same again. (The CPU backend has one
+//! device, so the "two devices" are two replicas on it, each run on its own thread: the code path
+//! of `--devices cuda:0,cuda:1` except the transfers.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,6 +54,7 @@ fn run(
     dir: &Path,
     batch: usize,
     accumulation: usize,
+    devices: usize,
 ) -> (Vec<LogEntry>, BTreeMap<String, Vec<f32>>) {
     let data_file = dir.join("pairs.jsonl");
     if !data_file.exists() {
@@ -61,7 +66,7 @@ fn run(
             .collect();
         std::fs::write(&data_file, lines.join("\n") + "\n").unwrap();
     }
-    let out = dir.join(format!("run-{batch}x{accumulation}"));
+    let out = dir.join(format!("run-{batch}x{accumulation}x{devices}"));
     let device = Device::flex().autodiff();
     let model =
         LlamaForCausalLM::from_pretrained(root().join("tests/fixtures/train/model"), &device)
@@ -85,7 +90,10 @@ fn run(
     };
     let mut trainer = OrpoTrainer::new(model, config, data, tokenizer)
         .unwrap()
-        .quiet(true);
+        .quiet(true)
+        .with_devices(vec![device; devices])
+        .unwrap();
+    assert_eq!(trainer.world_size(), devices);
     trainer.train().unwrap();
     let metrics = orpo_train::read_metrics(&out.join("metrics.jsonl")).unwrap();
     let (tensors, _) =
@@ -96,7 +104,7 @@ fn run(
 #[test]
 fn accumulated_micro_batches_update_as_one_big_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let (base_metrics, base_weights) = run(dir.path(), 4, 1);
+    let (base_metrics, base_weights) = run(dir.path(), 4, 1, 1);
     let initial: BTreeMap<String, Vec<f32>> = orpo_train::io::read_safetensors(
         &root().join("tests/fixtures/train/model/model.safetensors"),
     )
@@ -111,9 +119,9 @@ fn accumulated_micro_batches_update_as_one_big_batch() {
         .fold(0f32, f32::max);
     assert!(moved > 1e-3, "largest weight change {moved}");
 
-    for (batch, accumulation) in [(2, 2), (1, 4)] {
-        let (metrics, weights) = run(dir.path(), batch, accumulation);
-        let what = format!("batch {batch} × accumulation {accumulation}");
+    for (batch, accumulation, devices) in [(2, 2, 1), (1, 4, 1), (2, 1, 2), (1, 2, 2)] {
+        let (metrics, weights) = run(dir.path(), batch, accumulation, devices);
+        let what = format!("batch {batch} × accumulation {accumulation} × {devices} devices");
         assert_eq!(metrics.len(), base_metrics.len());
         for (a, b) in metrics.iter().zip(&base_metrics) {
             assert_eq!(a.step, b.step);
