@@ -14,18 +14,20 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 [ -e /work/main ] || { mkdir -p /work && ln -s "$PWD" /work/main; }
 
 log "parity tests on wgpu"
-ORPO_TEST_DEVICE=wgpu timeout 90 $BIN/parity --test-threads 1 2>&1 | tail -15
+ORPO_TEST_DEVICE=wgpu timeout 60 $BIN/parity --test-threads 1 2>&1 | tail -15
 
 bench() { log "bench_train $*"; timeout "$1" $BIN/bench_train --steps 10 --warmup 2 "${@:2}" 2>&1 | tail -3; }
-bench 100 --dtype f32
+bench 90 --dtype f32
 
 log "demo on wgpu (full config)"
-/usr/bin/time -v timeout 180 $BIN/orpo train --device wgpu --config configs/demo.yaml \
+t0=$SECONDS
+timeout 150 $BIN/orpo train --device wgpu --config configs/demo.yaml \
     --set output_dir=/tmp/demo-wgpu > $OUT/demo-wgpu.log 2>&1
-grep -E "eval @|Elapsed|Maximum resident|^\{" $OUT/demo-wgpu.log | cut -c1-300
+echo "demo wall $((SECONDS - t0)) s"
+grep -E "eval @|^\{|rror" $OUT/demo-wgpu.log | cut -c1-300; tail -2 $OUT/demo-wgpu.log
 cp /tmp/demo-wgpu/metrics.jsonl $OUT/demo-wgpu-metrics.jsonl 2>/dev/null
 
-bench 60 --dtype f16
-bench 60 --dtype f32 --gradient-checkpointing
-bench 60 --dtype f32 --pairs 8
-bench 30 --dtype bf16
+bench 50 --dtype f16
+bench 50 --dtype f32 --gradient-checkpointing
+bench 50 --dtype f32 --pairs 8
+bench 20 --dtype bf16
