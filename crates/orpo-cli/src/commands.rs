@@ -102,6 +102,27 @@ fn has_split(dataset: &Path, split: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A fresh model from `model_config`, drawn from the seed on the CPU backend and then moved to
+/// `device`, so that every backend starts from the same weights (each backend's own random
+/// numbers differ). With `bf16` / `fp16`, or without the CPU backend, it is drawn on `device`.
+fn init_model(
+    model_config: &LlamaConfig,
+    device: &Device,
+    config: &OrpoConfig,
+) -> LlamaForCausalLM {
+    #[cfg(feature = "cpu")]
+    if !(config.bf16 || config.fp16) {
+        // Same checkpointing strategy as `device`: `fork` keeps the tensors' own.
+        let cpu = orpo_train::training_device(Device::flex(), config).expect("f32 on the CPU");
+        if cpu != *device {
+            cpu.seed(config.seed);
+            return burn::module::Module::fork(LlamaForCausalLM::init(model_config, &cpu), device);
+        }
+    }
+    let _ = config;
+    LlamaForCausalLM::init(model_config, device)
+}
+
 /// `orpo train` on `devices` (one, or several for data parallelism; the model lives on the first).
 pub fn train(
     config_path: &str,
@@ -129,7 +150,7 @@ pub fn train(
         }
         (None, Some(config_json)) => {
             let model_config = LlamaConfig::from_file(config_json).map_err(usage)?;
-            (LlamaForCausalLM::init(&model_config, &device), None)
+            (init_model(&model_config, &device, &config), None)
         }
         (None, None) => {
             return Err(usage(anyhow!(

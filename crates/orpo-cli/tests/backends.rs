@@ -6,8 +6,9 @@
 //!
 //!     cargo test --release -p orpo-cli --no-default-features --features cpu,wgpu --test backends
 //!
-//! The model is loaded from a fixture rather than initialised from the seed, since each backend
-//! draws its own random numbers; everything else (data order, schedule) is the run's own.
+//! The first test loads its model from a fixture; the second initialises a fresh one from a
+//! config, which `orpo train` draws on the CPU backend and moves to the device, so both backends
+//! start from the same weights (each backend's own random numbers differ).
 #![cfg(feature = "wgpu")]
 
 mod common;
@@ -16,21 +17,26 @@ use common::orpo;
 use serde_json::Value;
 use std::path::Path;
 
-/// Trains 6 steps on `device` and returns the logged rows of `metrics.jsonl`.
-fn train_on(device: &str, out: &Path) -> Vec<Value> {
-    let out_s = out.display().to_string();
-    let (code, _, err) = orpo(&[
+/// The fixture model of the trajectory tests instead of the demo's fresh one.
+const FIXTURE_MODEL: [&str; 4] = [
+    "--set",
+    "model_name_or_path=tests/fixtures/train/model",
+    "--set",
+    "model_config=null",
+];
+
+/// Trains 6 steps of the demo config (with `extra` settings) on `device` and returns the logged
+/// rows of `metrics.jsonl`.
+fn train_on(device: &str, out: &Path, extra: &[&str]) -> Vec<Value> {
+    let output_dir = format!("output_dir={}", out.display());
+    let mut args = vec![
         "train",
         "--device",
         device,
         "--config",
         "configs/demo.yaml",
         "--set",
-        &format!("output_dir={out_s}"),
-        "--set",
-        "model_name_or_path=tests/fixtures/train/model",
-        "--set",
-        "model_config=null",
+        &output_dir,
         "--set",
         "per_device_train_batch_size=4",
         "--set",
@@ -43,7 +49,9 @@ fn train_on(device: &str, out: &Path) -> Vec<Value> {
         "max_eval_samples=8",
         "--set",
         "save_steps=1000",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (code, _, err) = orpo(&args);
     assert_eq!(code, 0, "training on {device} failed:\n{err}");
     std::fs::read_to_string(out.join("metrics.jsonl"))
         .unwrap()
@@ -55,8 +63,21 @@ fn train_on(device: &str, out: &Path) -> Vec<Value> {
 #[test]
 fn wgpu_trains_like_the_cpu_backend() {
     let tmp = tempfile::tempdir().unwrap();
-    let cpu = train_on("cpu", &tmp.path().join("cpu"));
-    let wgpu = train_on("wgpu", &tmp.path().join("wgpu"));
+    let cpu = train_on("cpu", &tmp.path().join("cpu"), &FIXTURE_MODEL);
+    let wgpu = train_on("wgpu", &tmp.path().join("wgpu"), &FIXTURE_MODEL);
+    assert_same_run(&cpu, &wgpu);
+}
+
+#[test]
+fn a_fresh_model_starts_from_the_same_weights_on_every_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cpu = train_on("cpu", &tmp.path().join("cpu"), &[]);
+    let wgpu = train_on("wgpu", &tmp.path().join("wgpu"), &[]);
+    assert_same_run(&cpu, &wgpu);
+}
+
+/// Every logged value of the two runs within 1e-3 (relative, or absolute below 1).
+fn assert_same_run(cpu: &[Value], wgpu: &[Value]) {
     assert_eq!(cpu.len(), wgpu.len(), "not the same rows logged");
     let keys = [
         "loss",
@@ -70,7 +91,8 @@ fn wgpu_trains_like_the_cpu_backend() {
         "eval_logps/rejected",
     ];
     let mut compared = 0;
-    for (c, w) in cpu.iter().zip(&wgpu) {
+    let mut worst = (0.0f64, String::new());
+    for (c, w) in cpu.iter().zip(wgpu) {
         assert_eq!(c["step"], w["step"]);
         for key in keys {
             let (Some(a), Some(b)) = (c[key].as_f64(), w[key].as_f64()) else {
@@ -83,6 +105,12 @@ fn wgpu_trains_like_the_cpu_backend() {
                 continue;
             };
             let tolerance = 1e-3 * a.abs().max(1.0);
+            if (a - b).abs() / a.abs().max(1.0) > worst.0 {
+                worst = (
+                    (a - b).abs() / a.abs().max(1.0),
+                    format!("{key} at step {}", c["step"]),
+                );
+            }
             assert!(
                 (a - b).abs() <= tolerance && b.is_finite(),
                 "{key} at step {}: cpu {a}, wgpu {b}",
@@ -93,4 +121,8 @@ fn wgpu_trains_like_the_cpu_backend() {
     }
     // 6 training rows (6 keys each) and 2 evaluations (3 keys each) at the least.
     assert!(compared >= 6 * 6 + 2 * 3, "only {compared} values compared");
+    eprintln!(
+        "{compared} values compared; largest difference {:.1e} ({})",
+        worst.0, worst.1
+    );
 }

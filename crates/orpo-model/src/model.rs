@@ -18,6 +18,9 @@ use crate::weights::{RandomInit, SafetensorsCheckpoint, WeightSource};
 /// is exactly zero in f32 and bf16, finite so that a row with nothing to attend to (a left pad)
 /// does not turn into NaN.
 const MASKED_SCORE: f32 = -1.0e9;
+/// The same in f16, whose largest finite value is 65504 (-1e9 would be -inf there, and
+/// `0 × -inf` NaN): still exactly zero after the softmax's shift.
+const MASKED_SCORE_F16: f32 = -3.0e4;
 
 /// One pre-norm decoder layer: `x + attn(norm(x))`, then `x + mlp(norm(x))`.
 #[derive(Module, Debug)]
@@ -255,7 +258,8 @@ impl LlamaForCausalLM {
 }
 
 /// The additive attention bias `[B, 1, T, S]` (`S = past + T`): 0 where query `t` (absolute
-/// position `past + t`) may attend key `s` (causal and not padding), [`MASKED_SCORE`] elsewhere.
+/// position `past + t`) may attend key `s` (causal and not padding), [`MASKED_SCORE`] elsewhere
+/// ([`MASKED_SCORE_F16`] in f16).
 pub fn attention_bias(attention_mask: Tensor<2>, past: usize, seq: usize) -> Tensor<4> {
     let device = attention_mask.device();
     let [batch, total] = attention_mask.dims();
@@ -267,7 +271,12 @@ pub fn attention_bias(attention_mask: Tensor<2>, past: usize, seq: usize) -> Ten
     let causal: Tensor<2> = Tensor::ones([seq, total], &device).tril(past as i64);
     let keys = attention_mask.reshape([batch, 1, 1, total]);
     let allowed = causal.reshape([1, 1, seq, total]) * keys;
-    (allowed.neg() + 1.0).mul_scalar(MASKED_SCORE)
+    let masked = if allowed.dtype() == burn::tensor::DType::F16 {
+        MASKED_SCORE_F16
+    } else {
+        MASKED_SCORE
+    };
+    (allowed.neg() + 1.0).mul_scalar(masked)
 }
 
 fn linear(

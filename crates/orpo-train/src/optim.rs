@@ -11,7 +11,7 @@ use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{FloatDType, Tensor, TensorData};
 
 /// AdamW hyper-parameters (PyTorch names and defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +108,11 @@ impl AdamW {
         let mut sq = BTreeMap::new();
         for (name, values) in tensors {
             let n = values.len();
-            let t = Tensor::<1>::from_data(TensorData::new(values, [n]), device);
+            // The moments are f32 whatever the run's float type (see `step`).
+            let t = Tensor::<1>::from_data(
+                TensorData::new(values, [n]),
+                (device, burn::tensor::DType::F32),
+            );
             if let Some(p) = name.strip_suffix(".exp_avg_sq") {
                 sq.insert(p.to_string(), t);
             } else if let Some(p) = name.strip_suffix(".exp_avg") {
@@ -180,8 +184,12 @@ impl ModuleMapper for AdamWMapper<'_> {
         let require_grad = tensor.is_require_grad();
         // Kept to put back on the updated weight: `from_inner` gives the default (none).
         let checkpointing = tensor.gradient_checkpointing_strategy();
-        let value = tensor.inner().reshape([numel]);
-        let grad = grad.inner().reshape([numel]);
+        // The update is computed in f32 and the moments kept in f32 whatever the run's float
+        // type: in f16, ε = 1e-8 and the squared gradients underflow to 0 and the update turns
+        // infinite. (The weights themselves stay in the run's type: burn has no master copy.)
+        let dtype = tensor.dtype();
+        let value = tensor.inner().reshape([numel]).cast(FloatDType::F32);
+        let grad = grad.inner().reshape([numel]).cast(FloatDType::F32);
         let t = self.optim.step as i32;
         let decay = if is_no_decay(&path) {
             0.0
@@ -217,7 +225,7 @@ impl ModuleMapper for AdamWMapper<'_> {
             .clone()
             .div(denom)
             .mul_scalar(self.lr / bias_correction1);
-        let value = (value - update).reshape(dims);
+        let value = (value - update).reshape(dims).cast(dtype);
         self.optim.moments.insert(path, moments);
         let mut value = Tensor::from_inner(value);
         if let Some(strategy) = checkpointing {

@@ -1,7 +1,7 @@
 //! `bf16: true` on the CPU backend: the 20 steps of the TRL trajectory fixture
-//! (`scripts/make_train_fixtures.py`) trained in bfloat16 — weights, gradients and AdamW moments
-//! all bf16, since burn has no automatic mixed precision — stay finite and follow TRL's f32
-//! losses loosely. Its own test binary: a device's float type can be set once per process.
+//! (`scripts/make_train_fixtures.py`) trained in bfloat16 — weights, activations and gradients
+//! bf16, since burn has no automatic mixed precision; AdamW's moments and update f32 — stay finite
+//! and follow TRL's f32 losses loosely. Its own test binary: a device's float type can be set once per process.
 
 use burn::tensor::{DType, Device, FloatDType};
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
