@@ -9,6 +9,11 @@ mod hub;
 
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc: tokenization allocates many small strings and vectors,
+/// and glibc's malloc/free took ~35% of data preparation (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// ORPO (Odds Ratio Preference Optimization) fine-tuning on burn.

@@ -9,6 +9,10 @@
 //! the whole preparation (best of 3 runs), with TRL's defaults (max_length 1024, max_prompt_length
 //! 512). `scripts/bench_trl_data.py` times TRL on the same rows.
 
+/// The `orpo` binary's allocator (glibc's malloc/free took ~35% of this bench's time).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

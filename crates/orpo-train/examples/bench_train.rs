@@ -121,20 +121,39 @@ fn main() {
     let mut first_step_end = f64::NAN;
     let mut train_tokens = 0usize;
     let mut device_reserved_max = 0u64;
+    // Summed over the timed steps: model forward, ORPO loss (both head passes, metrics read),
+    // backward, clipping + AdamW.
+    let mut phase_seconds = [0.0f64; 4];
     for step in 0..args.warmup + args.steps {
         let started = Instant::now();
         let batch = collator.collate(pairs.iter());
         train_tokens = batch.attention_mask.iter().filter(|&&m| m != 0).count();
         let (inputs, attention) = OrpoStep::batch_inputs(&batch, &device);
+        // Phase marks (each after a device sync, so GPU phases are timed whole too).
+        let mark = |phases: &mut Vec<f64>| {
+            device.sync().expect("device sync");
+            phases.push(started.elapsed().as_secs_f64());
+        };
+        let mut marks = Vec::with_capacity(4);
         let hidden = model.forward_hidden(inputs.input_ids.clone(), attention);
+        mark(&mut marks);
         let out = orpo_loss(hidden, model.head_weight(), None, &inputs, &loss_config);
         let _metrics = out.metrics.to_metrics().to_named();
         let loss = out.loss;
+        mark(&mut marks);
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        mark(&mut marks);
         let _norm = clip_global_norm(&model, &mut grads, 1.0);
         model = optim.step(1e-5, model, &mut grads);
-        device.sync().expect("device sync");
+        mark(&mut marks);
         let seconds = started.elapsed().as_secs_f64();
+        if step >= args.warmup {
+            let mut previous = 0.0;
+            for (total, &m) in phase_seconds.iter_mut().zip(&marks) {
+                *total += m - previous;
+                previous = m;
+            }
+        }
         if let Some(usage) = device.memory_pool_usage() {
             device_reserved_max = device_reserved_max.max(usage.bytes_reserved);
         }
@@ -172,6 +191,12 @@ fn main() {
                 .then(|| device_reserved_max as f64 / (1024.0 * 1024.0)),
             "first_step_end_s": first_step_end,
             "steps_timed": step_seconds.len(),
+            "mean_phase_s": {
+                "forward": phase_seconds[0] / step_seconds.len() as f64,
+                "loss": phase_seconds[1] / step_seconds.len() as f64,
+                "backward": phase_seconds[2] / step_seconds.len() as f64,
+                "clip_and_adamw": phase_seconds[3] / step_seconds.len() as f64,
+            },
         })
     );
 }
