@@ -217,8 +217,8 @@ fn cached_step_logits_equal_full_sequence_logits() {
     let mut cache = orpo_model::KvCache::default();
     let head = Tensor::<2, Int>::from_data(TensorData::new(ids[..5].to_vec(), [1, 5]), &device);
     model.forward_with_cache(head, Tensor::ones([1, 5], &device), Some(&mut cache));
-    for step in 5..8 {
-        let one = Tensor::<2, Int>::from_data(TensorData::new(vec![ids[step]], [1, 1]), &device);
+    for (step, &id) in ids.iter().enumerate().skip(5) {
+        let one = Tensor::<2, Int>::from_data(TensorData::new(vec![id], [1, 1]), &device);
         let hidden =
             model.forward_with_cache(one, Tensor::ones([1, step + 1], &device), Some(&mut cache));
         let got = model.logits(hidden);
