@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod common;
-use common::{orpo, root};
+use common::{metrics, orpo, root};
 
 #[test]
 fn unknown_config_key_exits_2_and_names_it() {
@@ -262,10 +262,8 @@ fn devices_split_the_batch_and_keep_the_effective_batch() {
         ]);
         let (code, _, err) = orpo(&args);
         assert_eq!(code, 0, "{err}");
-        std::fs::read_to_string(tmp.path().join(name).join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        metrics(&tmp.path().join(name))
+            .into_iter()
             .filter(|v| v.get("loss").is_some())
             .collect::<Vec<_>>()
     };

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use orpo_train::checkpoint::{TRAINER_STATE, TrainerState, list_checkpoints};
 
 mod common;
-use common::root;
+use common::{metrics, root};
 
 /// 12 steps of a tiny model, a checkpoint every 2 steps (at most 2 kept), evaluation every 6.
 fn train_args(out: &Path) -> Vec<String> {
@@ -195,14 +195,6 @@ fn check_after_kill(out: &Path, at_pause: Option<&str>) -> usize {
         orpo_train::io::read_safetensors(&dir.join("optimizer.safetensors")).unwrap();
     }
     complete.last().map_or(0, |(step, _)| *step)
-}
-
-fn metrics(out: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(out.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 #[test]
