@@ -38,6 +38,7 @@ pub mod dataset;
 pub mod error;
 pub mod format;
 mod guard;
+pub mod pretokenize;
 pub mod source;
 pub mod summary;
 pub mod template;

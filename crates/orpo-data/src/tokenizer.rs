@@ -5,15 +5,49 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value as Json;
-use tokenizers::Tokenizer;
+use tokenizers::{
+    DecoderWrapper, ModelWrapper, NormalizerWrapper, PostProcessorWrapper, Tokenizer, TokenizerImpl,
+};
 
 use crate::error::{DataError, Result};
+use crate::pretokenize::FastPreTokenizer;
 use crate::template::ChatTemplate;
+
+/// The tokenizer with its pre-tokenizer replaced by [`FastPreTokenizer`] (same ids, faster).
+type FastTokenizer = TokenizerImpl<
+    ModelWrapper,
+    NormalizerWrapper,
+    FastPreTokenizer,
+    PostProcessorWrapper,
+    DecoderWrapper,
+>;
+
+/// `tokenizer` with a [`FastPreTokenizer`], when its pre-tokenizer has a step to speed up.
+fn fast_tokenizer(tokenizer: &Tokenizer) -> Result<Option<FastTokenizer>> {
+    let Some(pre) = tokenizer
+        .get_pre_tokenizer()
+        .and_then(FastPreTokenizer::new)
+    else {
+        return Ok(None);
+    };
+    let mut fast = FastTokenizer::new(tokenizer.get_model().clone());
+    fast.with_normalizer(tokenizer.get_normalizer().cloned())
+        .with_pre_tokenizer(Some(pre))
+        .with_post_processor(tokenizer.get_post_processor().cloned())
+        .with_decoder(tokenizer.get_decoder().cloned())
+        .with_added_vocabulary(tokenizer.get_added_vocabulary().clone())
+        .with_padding(tokenizer.get_padding().cloned())
+        .with_truncation(tokenizer.get_truncation().cloned())
+        .map_err(|e| DataError::Tokenizer(e.to_string()))?;
+    Ok(Some(fast))
+}
 
 /// A tokenizer with its special tokens and chat template.
 #[derive(Debug, Clone)]
 pub struct PreferenceTokenizer {
     tokenizer: Tokenizer,
+    /// Used by [`Self::encode`] when present: the same ids as `tokenizer`, faster.
+    pub(crate) fast: Option<FastTokenizer>,
     bos: Option<(String, u32)>,
     eos: Option<(String, u32)>,
     pad: Option<(String, u32)>,
@@ -129,6 +163,7 @@ impl PreferenceTokenizer {
             None => ChatTemplate::chatml(special.clone()),
         };
         Ok(PreferenceTokenizer {
+            fast: fast_tokenizer(&tokenizer)?,
             tokenizer,
             bos,
             eos,
@@ -182,7 +217,21 @@ impl PreferenceTokenizer {
     }
 
     /// Encodes text without special tokens (HF `add_special_tokens=False`).
+    ///
+    /// Byte-level tokenizers (GPT-2, SmolLM2, …) run with [`FastPreTokenizer`]: same ids.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = match &self.fast {
+            Some(fast) => fast.encode_fast(text, false),
+            None => self.tokenizer.encode_fast(text, false),
+        };
+        encoding
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| DataError::Tokenizer(e.to_string()))
+    }
+
+    /// Encodes text like [`Self::encode`] but always through the original pre-tokenizer
+    /// (for comparisons with the fast path).
+    pub fn encode_reference(&self, text: &str) -> Result<Vec<u32>> {
         self.tokenizer
             .encode_fast(text, false)
             .map(|e| e.get_ids().to_vec())

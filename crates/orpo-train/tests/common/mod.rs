@@ -59,3 +59,55 @@ pub fn config(settings: &Value, out: &Path) -> OrpoConfig {
         ..Default::default()
     }
 }
+
+/// Trains the 20 steps of the TRL trajectory fixture with the whole model in `dtype` (`bf16` or
+/// `fp16` in the config) on the CPU backend, checks the weights loaded in that type and every
+/// logged loss is finite and that the loss fell, and returns the worst relative difference from
+/// TRL's f32 losses. Call it once per test binary: a device's float type is set once per process.
+pub fn low_precision_run(dtype: burn::tensor::FloatDType) -> f64 {
+    use burn::tensor::{DType, Device, FloatDType};
+    use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
+    use orpo_model::LlamaForCausalLM;
+    use orpo_train::{OrpoTrainer, read_metrics, training_device};
+
+    let (dir, fx) = fixture();
+    let out = tempfile::tempdir().unwrap();
+    let cfg = OrpoConfig {
+        bf16: dtype == FloatDType::BF16,
+        fp16: dtype == FloatDType::F16,
+        ..config(&fx["settings"], out.path())
+    };
+    assert!(Device::flex().supports_dtype(dtype));
+    let device = training_device(Device::flex(), &cfg).unwrap();
+    let model = LlamaForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
+    let (head, _) = orpo_train::CausalLm::output_head(&model);
+    assert_eq!(
+        head.dtype(),
+        DType::from(dtype),
+        "weights load into the run's float type"
+    );
+    let tokenizer =
+        PreferenceTokenizer::from_dir(root().join("datasets/arith-prefs/tokenizer")).unwrap();
+    let data =
+        PreferenceDataset::load(dir.join("pairs.jsonl"), None, &DataConfig::default()).unwrap();
+    OrpoTrainer::new(model, cfg, data, tokenizer)
+        .unwrap()
+        .quiet(true)
+        .train()
+        .unwrap();
+
+    let logged = read_metrics(&out.path().join("metrics.jsonl")).unwrap();
+    let steps = fx["steps"].as_array().unwrap();
+    assert_eq!(logged.len(), steps.len());
+    let mut worst = 0.0f64;
+    for (ours, trl) in logged.iter().zip(steps) {
+        let (a, b) = (ours.values["loss"], f(trl, "loss"));
+        assert!(a.is_finite(), "step {}: loss {a}", ours.step);
+        worst = worst.max((a - b).abs() / b.abs());
+    }
+    // The run learned: the loss fell over the 20 steps as TRL's did.
+    let first = logged.first().unwrap().values["loss"];
+    let last = logged.last().unwrap().values["loss"];
+    assert!(last < first, "loss {first} → {last}");
+    worst
+}
