@@ -54,7 +54,7 @@ fn flatten(pre_tokenizer: &PreTokenizerWrapper, steps: &mut Vec<Step>) {
             }
         }
         PreTokenizerWrapper::ByteLevel(bl) if bl.use_regex => {
-            steps.push(Step::ByteLevel(FastByteLevel::new(bl.clone())));
+            steps.push(Step::ByteLevel(FastByteLevel::new(*bl)));
         }
         other => steps.push(Step::Original(other.clone())),
     }
@@ -146,10 +146,10 @@ fn match_end(s: &[u8], i: usize) -> usize {
     let n = s.len();
     let run_end =
         |from: usize, c: Class| from + s[from..].iter().take_while(|&&b| class(b) == c).count();
-    if s[i] == b'\'' {
-        if let Some(len) = contraction(&s[i + 1..]) {
-            return i + 1 + len;
-        }
+    if s[i] == b'\''
+        && let Some(len) = contraction(&s[i + 1..])
+    {
+        return i + 1 + len;
     }
     // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional space, then a run of one class.
     let (from, c) = match s.get(i + 1) {
