@@ -22,6 +22,13 @@ type FastTokenizer = TokenizerImpl<
     DecoderWrapper,
 >;
 
+/// The token ids of an encoding, or the tokenizer's error.
+fn ids(encoding: tokenizers::Result<tokenizers::Encoding>) -> Result<Vec<u32>> {
+    encoding
+        .map(|e| e.get_ids().to_vec())
+        .map_err(|e| DataError::Tokenizer(e.to_string()))
+}
+
 /// `tokenizer` with a [`FastPreTokenizer`], when its pre-tokenizer has a step to speed up.
 fn fast_tokenizer(tokenizer: &Tokenizer) -> Result<Option<FastTokenizer>> {
     let Some(pre) = tokenizer
@@ -220,22 +227,16 @@ impl PreferenceTokenizer {
     ///
     /// Byte-level tokenizers (GPT-2, SmolLM2, …) run with [`FastPreTokenizer`]: same ids.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = match &self.fast {
-            Some(fast) => fast.encode_fast(text, false),
-            None => self.tokenizer.encode_fast(text, false),
-        };
-        encoding
-            .map(|e| e.get_ids().to_vec())
-            .map_err(|e| DataError::Tokenizer(e.to_string()))
+        match &self.fast {
+            Some(fast) => ids(fast.encode_fast(text, false)),
+            None => self.encode_reference(text),
+        }
     }
 
     /// Encodes text like [`Self::encode`] but always through the original pre-tokenizer
     /// (for comparisons with the fast path).
     pub fn encode_reference(&self, text: &str) -> Result<Vec<u32>> {
-        self.tokenizer
-            .encode_fast(text, false)
-            .map(|e| e.get_ids().to_vec())
-            .map_err(|e| DataError::Tokenizer(e.to_string()))
+        ids(self.tokenizer.encode_fast(text, false))
     }
 
     /// The special tokens by variable name (`bos_token`, `eos_token`, `pad_token`, `unk_token`).

@@ -7,14 +7,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::Device;
-use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
 use orpo_model::LlamaForCausalLM;
-use orpo_train::{OrpoTrainer, read_metrics, tokenize_config};
+use orpo_train::tokenize_config;
 use serde_json::Value;
 
 mod common;
 
-use common::{config, f, fixture, root, u};
+use common::{config, f, fixture, fixture_data, train_and_read_metrics, u};
 
 fn rel_err(ours: f64, theirs: f64) -> f64 {
     (ours - theirs).abs() / theirs.abs().max(f64::MIN_POSITIVE)
@@ -59,10 +58,7 @@ fn twenty_steps_follow_trls_trajectory() {
     let steps = fx["steps"].as_array().unwrap();
     let device = Device::flex().autodiff();
     let model = LlamaForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
-    let tokenizer =
-        PreferenceTokenizer::from_dir(root().join("datasets/arith-prefs/tokenizer")).unwrap();
-    let data =
-        PreferenceDataset::load(dir.join("pairs.jsonl"), None, &DataConfig::default()).unwrap();
+    let (tokenizer, data) = fixture_data(&dir);
     let out = tempfile::tempdir().unwrap();
     let cfg = config(settings, out.path());
 
@@ -93,12 +89,7 @@ fn twenty_steps_follow_trls_trajectory() {
         );
     }
 
-    OrpoTrainer::new(model, cfg, data, tokenizer)
-        .unwrap()
-        .quiet(true)
-        .train()
-        .unwrap();
-    let logged = read_metrics(&out.path().join("metrics.jsonl")).unwrap();
+    let logged = train_and_read_metrics(model, cfg, data, tokenizer);
     assert_eq!(logged.len(), steps.len(), "one log line per step");
 
     let mut table = String::from("step  loss(ours)  loss(TRL)  rel.err\n");

@@ -60,15 +60,40 @@ pub fn config(settings: &Value, out: &Path) -> OrpoConfig {
     }
 }
 
+/// The bundled tokenizer and the fixture's pairs (`tests/fixtures/train/pairs.jsonl`).
+pub fn fixture_data(dir: &Path) -> (orpo_data::PreferenceTokenizer, orpo_data::PreferenceDataset) {
+    use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
+    let tokenizer =
+        PreferenceTokenizer::from_dir(root().join("datasets/arith-prefs/tokenizer")).unwrap();
+    let data =
+        PreferenceDataset::load(dir.join("pairs.jsonl"), None, &DataConfig::default()).unwrap();
+    (tokenizer, data)
+}
+
+/// Trains `model` quietly with `cfg` and returns what it logged to `metrics.jsonl`.
+pub fn train_and_read_metrics(
+    model: orpo_model::LlamaForCausalLM,
+    cfg: OrpoConfig,
+    data: orpo_data::PreferenceDataset,
+    tokenizer: orpo_data::PreferenceTokenizer,
+) -> Vec<orpo_train::LogEntry> {
+    let metrics = Path::new(&cfg.output_dir).join("metrics.jsonl");
+    orpo_train::OrpoTrainer::new(model, cfg, data, tokenizer)
+        .unwrap()
+        .quiet(true)
+        .train()
+        .unwrap();
+    orpo_train::read_metrics(&metrics).unwrap()
+}
+
 /// Trains the 20 steps of the TRL trajectory fixture with the whole model in `dtype` (`bf16` or
 /// `fp16` in the config) on the CPU backend, checks the weights loaded in that type and every
 /// logged loss is finite and that the loss fell, and returns the worst relative difference from
 /// TRL's f32 losses. Call it once per test binary: a device's float type is set once per process.
 pub fn low_precision_run(dtype: burn::tensor::FloatDType) -> f64 {
     use burn::tensor::{DType, Device, FloatDType};
-    use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
     use orpo_model::LlamaForCausalLM;
-    use orpo_train::{OrpoTrainer, read_metrics, training_device};
+    use orpo_train::training_device;
 
     let (dir, fx) = fixture();
     let out = tempfile::tempdir().unwrap();
@@ -86,17 +111,8 @@ pub fn low_precision_run(dtype: burn::tensor::FloatDType) -> f64 {
         DType::from(dtype),
         "weights load into the run's float type"
     );
-    let tokenizer =
-        PreferenceTokenizer::from_dir(root().join("datasets/arith-prefs/tokenizer")).unwrap();
-    let data =
-        PreferenceDataset::load(dir.join("pairs.jsonl"), None, &DataConfig::default()).unwrap();
-    OrpoTrainer::new(model, cfg, data, tokenizer)
-        .unwrap()
-        .quiet(true)
-        .train()
-        .unwrap();
-
-    let logged = read_metrics(&out.path().join("metrics.jsonl")).unwrap();
+    let (tokenizer, data) = fixture_data(&dir);
+    let logged = train_and_read_metrics(model, cfg, data, tokenizer);
     let steps = fx["steps"].as_array().unwrap();
     assert_eq!(logged.len(), steps.len());
     let mut worst = 0.0f64;
