@@ -79,7 +79,11 @@ impl Attention {
             self.num_kv_heads,
         );
         let v = split_heads(linear_over_positions(&self.v_proj, x, p), self.num_kv_heads);
-        let q = apply_rope(q, rope);
+        // The 1/√d scale goes on q `[B, heads, T, d]` rather than on the scores
+        // `[B, heads, T, S]`: the same product (exactly so for a power-of-two d), one full pass
+        // over the largest activation fewer, forward and backward.
+        let scale = (self.head_dim as f64).powf(-0.5);
+        let q = apply_rope(q, rope).mul_scalar(scale);
         let mut k = apply_rope(k, rope);
         let mut v = v;
         if let Some(cache) = cache {
@@ -92,8 +96,7 @@ impl Attention {
         }
         let k = self.repeat_kv(k);
         let v = self.repeat_kv(v);
-        let scale = (self.head_dim as f64).powf(-0.5);
-        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + mask_bias;
+        let scores = q.matmul(k.swap_dims(2, 3)) + mask_bias;
         let weights = softmax(scores, 3);
         let out = weights.matmul(v); // [B, heads, T, head_dim]
         let out = out

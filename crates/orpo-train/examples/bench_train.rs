@@ -9,7 +9,7 @@
 //!
 //!     cargo run --release -p orpo-train --example bench_train -- \
 //!         [--pairs 2] [--prompt 128] [--completion 384] [--steps 12] [--warmup 2] [--layers 30] \
-//!         [--dtype f32|bf16|f16] [--gradient-checkpointing]
+//!         [--dtype f32|bf16|f16] [--gradient-checkpointing] [--chunk-size 512]
 //!
 //! The device is `Device::default()`: the CPU backend, or the GPU backend built in with
 //! `--features wgpu` / `--features cuda` (`BURN_DEVICE=flex` picks the CPU then). `--dtype` and
@@ -39,6 +39,8 @@ struct Args {
     layers: usize,
     dtype: String,
     gradient_checkpointing: bool,
+    /// Token positions per LM-head chunk of the loss (`logits_chunk_size`).
+    chunk_size: usize,
 }
 
 fn parse_args() -> Args {
@@ -51,6 +53,7 @@ fn parse_args() -> Args {
         layers: 30,
         dtype: "f32".into(),
         gradient_checkpointing: false,
+        chunk_size: OrpoConfig::default().logits_chunk_size,
     };
     let mut raw = std::env::args().skip(1);
     while let Some(flag) = raw.next() {
@@ -72,6 +75,7 @@ fn parse_args() -> Args {
             "--warmup" => args.warmup = number(),
             "--layers" => args.layers = number(),
             "--dtype" => args.dtype = value.clone(),
+            "--chunk-size" => args.chunk_size = number(),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -113,7 +117,7 @@ fn main() {
     device.seed(0);
     let mut model = LlamaForCausalLM::init(&config, &device);
     let pairs = synthetic_pairs(args.pairs, args.prompt, args.completion);
-    let loss_config = OrpoLossConfig::new(0.1);
+    let loss_config = OrpoLossConfig::new(0.1).with_chunk_size(args.chunk_size);
     let mut optim = AdamW::new(AdamWSettings::default());
     let collator = Collator::new(0);
 
@@ -178,6 +182,7 @@ fn main() {
             "completion": args.completion,
             "layers": args.layers,
             "dtype": args.dtype,
+            "chunk_size": args.chunk_size,
             "gradient_checkpointing": args.gradient_checkpointing,
             "train_tokens_per_step": train_tokens,
             "median_step_s": median,

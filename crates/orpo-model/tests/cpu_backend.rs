@@ -1,0 +1,221 @@
+//! The workspace's patched burn-flex (vendor/burn-flex/PATCHES.md) computes element-wise ops on
+//! several threads and short-cuts `exp`'s underflow; these tests hold it to a scalar reference,
+//! bit for bit, on tensors large enough to take the parallel paths (≥ 64 Ki elements), with the
+//! operands shared (as autodiff keeps them) and in the layouts the model produces: same shape,
+//! broadcast rows and columns, broadcast heads, transposed views.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    // A cheap deterministic spread of magnitudes and signs.
+    (0..n as u32)
+        .map(|i| {
+            let x = i
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(seed.wrapping_mul(40_503));
+            (x % 20_011) as f32 / 997.0 - 10.0
+        })
+        .collect()
+}
+
+fn tensor<const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Tensor<D> {
+    Tensor::from_data(TensorData::new(data, shape), &Device::default())
+}
+
+fn host(t: Tensor<4>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// Which operands the caller keeps alive: a shared operand cannot be overwritten in place.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    BothShared,
+    LhsUnique,
+    RhsUnique,
+}
+
+/// Checks `op(a, b)` against the scalar op on `[B, H, T, S]` operands broadcast as given.
+fn check_broadcast(a_shape: [usize; 4], b_shape: [usize; 4], op: &str, owner: Owner) {
+    let a_vals = values(a_shape.iter().product(), 1);
+    let b_vals = values(b_shape.iter().product(), 2);
+    let a = tensor(a_vals.clone(), a_shape);
+    let b = tensor(b_vals.clone(), b_shape);
+    let keep = match owner {
+        Owner::BothShared => (Some(a.clone()), Some(b.clone())),
+        Owner::LhsUnique => (None, Some(b.clone())),
+        Owner::RhsUnique => (Some(a.clone()), None),
+    };
+    let out = match op {
+        "add" => a + b,
+        "sub" => a - b,
+        "mul" => a * b,
+        "div" => a / b,
+        _ => unreachable!(),
+    };
+    drop(keep);
+    let out_shape: [usize; 4] = std::array::from_fn(|d| a_shape[d].max(b_shape[d]));
+    assert_eq!(out.dims(), out_shape);
+    let got = host(out);
+    let index = |shape: [usize; 4], i: [usize; 4]| {
+        let mut flat = 0;
+        for d in 0..4 {
+            flat = flat * shape[d] + if shape[d] == 1 { 0 } else { i[d] };
+        }
+        flat
+    };
+    let mut k = 0;
+    for i0 in 0..out_shape[0] {
+        for i1 in 0..out_shape[1] {
+            for i2 in 0..out_shape[2] {
+                for i3 in 0..out_shape[3] {
+                    let i = [i0, i1, i2, i3];
+                    let (x, y) = (a_vals[index(a_shape, i)], b_vals[index(b_shape, i)]);
+                    let want = match op {
+                        "add" => x + y,
+                        "sub" => x - y,
+                        "mul" => x * y,
+                        _ => x / y,
+                    };
+                    assert_eq!(
+                        got[k].to_bits(),
+                        want.to_bits(),
+                        "{op} {a_shape:?} {b_shape:?} {owner:?} at {i:?}"
+                    );
+                    k += 1;
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn binary_ops_on_shared_operands_match_the_scalar_reference() {
+    for owner in [Owner::BothShared, Owner::LhsUnique, Owner::RhsUnique] {
+        for op in ["add", "sub", "mul", "div"] {
+            // Same shape.
+            check_broadcast([2, 3, 120, 100], [2, 3, 120, 100], op, owner);
+            // Per-row scalar (RMSNorm's `x · rsqrt(mean)`), per-column row (`x · γ`).
+            check_broadcast([2, 3, 120, 100], [2, 3, 120, 1], op, owner);
+            check_broadcast([2, 3, 120, 100], [1, 1, 1, 100], op, owner);
+            // An attention mask broadcast over heads, and the broadcast on the left.
+            check_broadcast([2, 3, 120, 100], [2, 1, 120, 100], op, owner);
+            check_broadcast([2, 1, 120, 100], [2, 3, 120, 100], op, owner);
+        }
+    }
+}
+
+#[test]
+fn binary_op_on_a_transposed_view_matches_the_scalar_reference() {
+    let (rows, cols) = (300, 400);
+    let a_vals = values(rows * cols, 3);
+    let b_vals = values(rows * cols, 4);
+    let a = tensor(a_vals.clone(), [cols, rows]).transpose(); // [rows, cols], strided
+    let b = tensor(b_vals.clone(), [rows, cols]);
+    let keep = (a.clone(), b.clone());
+    let got = (a * b).into_data().try_to_vec::<f32>().unwrap();
+    drop(keep);
+    for r in 0..rows {
+        for c in 0..cols {
+            let want = a_vals[c * rows + r] * b_vals[r * cols + c];
+            assert_eq!(got[r * cols + c].to_bits(), want.to_bits(), "at [{r}, {c}]");
+        }
+    }
+}
+
+#[test]
+fn exp_matches_libm_including_underflow_overflow_and_nan() {
+    let special = [
+        -1.0e9,
+        -104.5,
+        -104.0,
+        -103.98,
+        -103.97,
+        -103.5,
+        -100.0,
+        -87.5,
+        -10.0,
+        -1.0e-3,
+        0.0,
+        -0.0,
+        1.0,
+        88.0,
+        88.8,
+        1.0e9,
+        f32::NEG_INFINITY,
+        f32::INFINITY,
+        f32::NAN,
+    ];
+    let mut data = values(100_000, 5);
+    for (i, &x) in special.iter().enumerate() {
+        // Spread the special values over the chunks that different threads take.
+        for j in 0..5 {
+            data[i * 5 + j * 20_000] = x;
+        }
+    }
+    let n = data.len();
+    let shared = tensor(data.clone(), [n]);
+    let keep = shared.clone();
+    let out_shared = shared.exp().into_data().try_to_vec::<f32>().unwrap();
+    drop(keep);
+    let out_unique = tensor(data.clone(), [n])
+        .exp()
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    for (k, &x) in data.iter().enumerate() {
+        let want = x.exp();
+        for (path, got) in [("shared", out_shared[k]), ("in place", out_unique[k])] {
+            if want.is_nan() {
+                assert!(got.is_nan(), "{path}: exp({x}) = {got}, want NaN");
+            } else {
+                assert_eq!(got.to_bits(), want.to_bits(), "{path}: exp({x})");
+            }
+        }
+    }
+}
+
+/// The patched burn-autodiff (vendor/burn-autodiff/PATCHES.md) tracks softmax as one op with its
+/// own backward: its value and gradient must equal those of the explicit decomposition.
+#[test]
+fn softmax_gradient_matches_the_decomposed_softmax() {
+    let device = Device::default().autodiff();
+    let shape = [2, 3, 40, 50];
+    let mut data = values(shape.iter().product(), 6);
+    // Masked scores, as the attention bias makes them.
+    for (k, x) in data.iter_mut().enumerate() {
+        if k % 50 > k % 40 + 10 {
+            *x = -1.0e9;
+        }
+    }
+    let weights: Vec<f32> = values(data.len(), 7).iter().map(|w| w / 10.0).collect();
+    let run = |fused: bool| {
+        let x =
+            Tensor::<4>::from_data(TensorData::new(data.clone(), shape), &device).require_grad();
+        let w = Tensor::<4>::from_data(TensorData::new(weights.clone(), shape), &device);
+        let y = if fused {
+            burn::tensor::activation::softmax(x.clone(), 3)
+        } else {
+            let shifted = x.clone() - x.clone().max_dim(3).detach();
+            let e = shifted.exp();
+            e.clone() / e.sum_dim(3)
+        };
+        let grads = (y.clone() * w).sum().backward();
+        let grad = x.grad(&grads).unwrap();
+        (
+            y.inner().into_data().try_to_vec::<f32>().unwrap(),
+            grad.into_data().try_to_vec::<f32>().unwrap(),
+        )
+    };
+    let (y_fused, g_fused) = run(true);
+    let (y_plain, g_plain) = run(false);
+    for (k, (a, b)) in y_fused.iter().zip(&y_plain).enumerate() {
+        assert!((a - b).abs() <= 1e-6, "softmax at {k}: {a} vs {b}");
+    }
+    for (k, (a, b)) in g_fused.iter().zip(&g_plain).enumerate() {
+        assert!((a - b).abs() <= 1e-6, "gradient at {k}: {a} vs {b}");
+    }
+    assert!(
+        g_fused.iter().any(|g| g.abs() > 1e-3),
+        "the gradient is not trivial"
+    );
+}
