@@ -114,6 +114,9 @@ def main() -> None:
             max_prompt_length=prompt_len, max_completion_length=completion_len, logging_steps=1,
             save_strategy="no", report_to="none", use_cpu=True, dataloader_num_workers=0,
             gradient_checkpointing=args.grad_checkpointing, disable_tqdm=True,
+            # TRL's configs default to bf16=True; on this CPU (AVX2, no bf16 units) that autocasts
+            # the matmuls onto PyTorch's scalar fallback gemm (5-10x slower). f32, like bench_train.
+            bf16=False,
         )
         trainer = SyntheticOrpoTrainer(model=model, args=orpo_args, train_dataset=Dataset.from_list(rows),
                                        processing_class=tokenizer, callbacks=[Timer()])
