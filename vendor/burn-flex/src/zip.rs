@@ -249,9 +249,9 @@ where
 #[cfg(feature = "rayon")]
 pub(crate) const PARALLEL_MIN_ELEMENTS: usize = 64 * 1024;
 
-/// Elements per rayon task in [`zip_map_parallel`] (orpo-rs patch).
+/// Elements per rayon task in [`zip_map_parallel`] and the unary ops (orpo-rs patch).
 #[cfg(feature = "rayon")]
-const PARALLEL_CHUNK: usize = 32 * 1024;
+pub(crate) const PARALLEL_CHUNK: usize = 32 * 1024;
 
 /// [`zip_map`] on all of rayon's threads (orpo-rs patch: upstream ran every allocating binary
 /// op on one thread, and autodiff keeps both operands alive, so the in-place paths rarely apply).

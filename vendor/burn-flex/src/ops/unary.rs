@@ -155,17 +155,13 @@ where
     )
 }
 
-/// Elements per task above which [`map_in_place`] splits the work over rayon's pool
-/// (orpo-rs patch: upstream applied every unary op on one thread).
-#[cfg(feature = "rayon")]
-const PARALLEL_CHUNK: usize = 32 * 1024;
-
-/// `x = op(x)` for every element, on all of rayon's threads for large slices (orpo-rs patch).
+/// `x = op(x)` for every element, on all of rayon's threads for large slices (orpo-rs patch:
+/// upstream applied every unary op on one thread). Same thresholds as the binary ops'.
 fn map_in_place<E: Copy + Send + Sync, Op: Fn(E) -> E + Sync>(data: &mut [E], op: &Op) {
     #[cfg(feature = "rayon")]
-    if data.len() >= 2 * PARALLEL_CHUNK {
+    if data.len() >= crate::zip::PARALLEL_MIN_ELEMENTS {
         use rayon::prelude::*;
-        data.par_chunks_mut(PARALLEL_CHUNK).for_each(|chunk| {
+        data.par_chunks_mut(crate::zip::PARALLEL_CHUNK).for_each(|chunk| {
             for x in chunk.iter_mut() {
                 *x = op(*x);
             }
@@ -180,9 +176,9 @@ fn map_in_place<E: Copy + Send + Sync, Op: Fn(E) -> E + Sync>(data: &mut [E], op
 /// `op(x)` for every element into a new vector, in parallel for large slices (orpo-rs patch).
 fn map_to_vec<E: Copy + Send + Sync, Op: Fn(E) -> E + Sync>(src: &[E], op: &Op) -> Vec<E> {
     #[cfg(feature = "rayon")]
-    if src.len() >= 2 * PARALLEL_CHUNK {
+    if src.len() >= crate::zip::PARALLEL_MIN_ELEMENTS {
         use rayon::prelude::*;
-        return src.par_iter().with_min_len(PARALLEL_CHUNK).map(|&x| op(x)).collect();
+        return src.par_iter().with_min_len(crate::zip::PARALLEL_CHUNK).map(|&x| op(x)).collect();
     }
     src.iter().map(|&x| op(x)).collect()
 }
