@@ -72,6 +72,8 @@
 #![warn(missing_docs)]
 
 mod config;
+#[cfg(feature = "flex")]
+mod host;
 mod logps;
 mod metrics;
 mod naive;
@@ -448,7 +450,10 @@ pub fn orpo_loss_with_denominators(
 
     // Metrics (detached, inner device). The logit means use Σ_v (h·W + b)_v = h·(W 1) + Σ b,
     // over positions 0..T−1 of each half (TRL: logits[:, :-1, :]), without any [.., V] tensor.
-    let w_rowsum = w.clone().cast(FloatDType::F32).sum_dim(1); // [H, 1]
+    // [H, 1] = W · 1 as a matrix-vector product: the head weight is often a transposed view
+    // (tied embeddings), which a `sum_dim` would walk element by element on one thread.
+    let ones = Tensor::<2>::ones([v, 1], f32_opts);
+    let w_rowsum = w.clone().cast(FloatDType::F32).matmul(ones);
     let bias_mean = bias
         .as_ref()
         .map(|b| b.clone().cast(FloatDType::F32).mean());

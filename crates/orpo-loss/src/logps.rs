@@ -124,7 +124,18 @@ pub fn token_logps(
     let h = hidden_flat.clone().inner();
     let w = head_weight.clone().inner();
     let b = head_bias.map(|b| b.clone().inner());
-    let (pos, tgt) = selection.tensors(&h.device());
+    let device = h.device();
+    let (pos, tgt) = selection.tensors(&device);
+    if on_host(&device) {
+        let mut logps = Vec::with_capacity(selection.len());
+        for (s, e) in chunk_ranges(selection.len(), chunk_size) {
+            let hc = h.clone().select(0, pos.clone().slice_dim(0, s..e));
+            let z = chunk_logits(hc, &w, b.as_ref());
+            logps.extend(host_target_logps(z, &selection.targets[s..e]));
+        }
+        let m = logps.len();
+        return Tensor::from_data(TensorData::new(logps, [m]), (&device, DType::F32));
+    }
     let mut parts = Vec::new();
     for (s, e) in chunk_ranges(selection.len(), chunk_size) {
         let c = e - s;
@@ -135,6 +146,30 @@ pub fn token_logps(
         parts.push((picked - lse).reshape([c]));
     }
     Tensor::cat(parts, 0)
+}
+
+/// Whether the chunk passes can run as host-memory kernels ([`crate::host`]) on `device`.
+fn on_host(device: &burn::tensor::Device) -> bool {
+    #[cfg(feature = "flex")]
+    return crate::host::applies(device);
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = device;
+        false
+    }
+}
+
+#[cfg(feature = "flex")]
+use crate::host::{softmax_gradient as host_softmax_gradient, target_logps as host_target_logps};
+
+// Never called: `on_host` is false without the `flex` feature.
+#[cfg(not(feature = "flex"))]
+fn host_target_logps(_: Tensor<2>, _: &[usize]) -> Vec<f32> {
+    unreachable!("host kernels need the flex feature")
+}
+#[cfg(not(feature = "flex"))]
+fn host_softmax_gradient(_: Tensor<2>, _: &[f32], _: &[usize]) -> Tensor<2> {
+    unreachable!("host kernels need the flex feature")
 }
 
 /// Gradient of `Σ_k coef_k · logp_k` (logp as in [`token_logps`]) wrt hidden, `W` and `b`.
@@ -168,6 +203,12 @@ pub fn token_logps_backward(
     let [n, hd] = h.dims();
     let [_, v] = w.dims();
     let (pos, tgt) = selection.tensors(&device);
+    let host_coef = on_host(&device).then(|| {
+        coef.clone()
+            .into_data()
+            .try_into_vec::<f32>()
+            .expect("f32 coefficients")
+    });
 
     let mut grad_h_parts = Vec::new();
     let mut grad_w: Option<Tensor<2>> = None;
@@ -177,16 +218,20 @@ pub fn token_logps_backward(
         let c = e - s;
         let hc = h.clone().select(0, pos.clone().slice_dim(0, s..e));
         let z = chunk_logits(hc.clone(), &w, b.as_ref());
-        let lse = logsumexp(&z);
-        let ck = coef.clone().slice_dim(0, s..e).reshape([c, 1]);
         // G = coef·onehot − coef·softmax
-        let g = (z - lse).exp() * ck.clone().neg();
-        let g = g.scatter(
-            1,
-            tgt.clone().slice_dim(0, s..e).reshape([c, 1]),
-            ck,
-            IndexingUpdateOp::Add,
-        );
+        let g = if let Some(host_coef) = &host_coef {
+            host_softmax_gradient(z, &host_coef[s..e], &selection.targets[s..e])
+        } else {
+            let lse = logsumexp(&z);
+            let ck = coef.clone().slice_dim(0, s..e).reshape([c, 1]);
+            let g = (z - lse).exp() * ck.clone().neg();
+            g.scatter(
+                1,
+                tgt.clone().slice_dim(0, s..e).reshape([c, 1]),
+                ck,
+                IndexingUpdateOp::Add,
+            )
+        };
         if want_b {
             let gb = g.clone().sum_dim(0).reshape([v]);
             grad_b = Some(match grad_b {

@@ -3,7 +3,8 @@
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::Tensor;
-use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::positions::linear_over_positions;
 use crate::rope::{RopeTables, apply_rope};
@@ -96,9 +97,15 @@ impl Attention {
         }
         let k = self.repeat_kv(k);
         let v = self.repeat_kv(v);
-        let scores = q.matmul(k.swap_dims(2, 3)) + mask_bias;
-        let weights = softmax(scores, 3);
-        let out = weights.matmul(v); // [B, heads, T, head_dim]
+        // softmax(q kᵀ + mask) v as one op: backends fuse it (flex: per-head tiles), and under
+        // autodiff the patched burn-autodiff recomputes the [B, heads, T, S] weights in backward
+        // instead of keeping them (vendor/burn-autodiff/PATCHES.md).
+        let unit_scale = AttentionModuleOptions {
+            scale: Some(1.0),
+            softcap: None,
+            is_causal: false,
+        };
+        let out = attention(q, k, v, None, Some(mask_bias), unit_scale); // [B, heads, T, head_dim]
         let out = out
             .swap_dims(1, 2)
             .reshape([batch, seq, self.num_heads * self.head_dim]);

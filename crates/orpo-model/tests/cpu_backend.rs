@@ -219,3 +219,112 @@ fn softmax_gradient_matches_the_decomposed_softmax() {
         "the gradient is not trivial"
     );
 }
+
+/// The patched burn-autodiff tracks attention (additive untracked bias, no bool mask) as one op
+/// whose backward recomputes the weights: its value and the gradients of q, k and v must equal
+/// those of the explicit `softmax(q kᵀ · scale + bias) v`, for a scale of 1 (the model scales q
+/// itself) and another one.
+#[test]
+fn attention_gradients_match_the_decomposed_attention() {
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+
+    let device = Device::default().autodiff();
+    let [b, h, t, d] = [2, 3, 24, 8];
+    let qkv: Vec<Vec<f32>> = (0..3)
+        .map(|s| {
+            values(b * h * t * d, 20 + s)
+                .iter()
+                .map(|x| x / 10.0)
+                .collect()
+        })
+        .collect();
+    // Causal plus padding of the second sequence's last 5 positions, as the model's mask bias.
+    let mut bias = vec![0f32; b * t * t];
+    for row in 0..b {
+        for i in 0..t {
+            for j in 0..t {
+                if j > i || (row == 1 && j >= t - 5) {
+                    bias[(row * t + i) * t + j] = -1.0e9;
+                }
+            }
+        }
+    }
+    let out_weights: Vec<f32> = values(b * h * t * d, 30).iter().map(|w| w / 10.0).collect();
+    for scale in [1.0, 0.35] {
+        let run = |fused: bool| {
+            let leaf = |k: usize| {
+                Tensor::<4>::from_data(TensorData::new(qkv[k].clone(), [b, h, t, d]), &device)
+                    .require_grad()
+            };
+            let (q, k, v) = (leaf(0), leaf(1), leaf(2));
+            let bias = Tensor::<4>::from_data(TensorData::new(bias.clone(), [b, 1, t, t]), &device);
+            let out = if fused {
+                let options = AttentionModuleOptions {
+                    scale: Some(scale),
+                    softcap: None,
+                    is_causal: false,
+                };
+                attention(q.clone(), k.clone(), v.clone(), None, Some(bias), options)
+            } else {
+                let scores = q
+                    .clone()
+                    .matmul(k.clone().swap_dims(2, 3))
+                    .mul_scalar(scale)
+                    + bias;
+                burn::tensor::activation::softmax(scores, 3).matmul(v.clone())
+            };
+            let w =
+                Tensor::<4>::from_data(TensorData::new(out_weights.clone(), [b, h, t, d]), &device);
+            let grads = (out.clone() * w).sum().backward();
+            let read = |x: Tensor<4>| x.into_data().try_to_vec::<f32>().unwrap();
+            [
+                read(out.inner()),
+                read(q.grad(&grads).unwrap()),
+                read(k.grad(&grads).unwrap()),
+                read(v.grad(&grads).unwrap()),
+            ]
+        };
+        let fused = run(true);
+        let plain = run(false);
+        for (name, (a, b)) in ["output", "grad q", "grad k", "grad v"]
+            .iter()
+            .zip(fused.iter().zip(&plain))
+        {
+            for (k, (x, y)) in a.iter().zip(b).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                    "scale {scale}, {name} at {k}: {x} vs {y}"
+                );
+            }
+            assert!(a.iter().any(|x| x.abs() > 1e-3), "{name} is not trivial");
+        }
+    }
+}
+
+/// Scalar ops run on several threads for large contiguous tensors (in place when the tensor is
+/// unique, into a new buffer when it is shared): the same values as one scalar loop.
+#[test]
+fn scalar_ops_match_a_scalar_loop_in_place_and_shared() {
+    let data = values(3 * 70_000, 11);
+    let reference: Vec<f32> = data.iter().map(|x| x * 0.3 + 1.5).collect();
+    let unique = tensor(data.clone(), [3, 70_000])
+        .mul_scalar(0.3)
+        .add_scalar(1.5);
+    let shared = tensor(data.clone(), [3, 70_000]);
+    let computed = shared.clone().mul_scalar(0.3).add_scalar(1.5);
+    for (name, t) in [("unique", unique), ("shared", computed)] {
+        let got = t.into_data().try_to_vec::<f32>().unwrap();
+        assert!(
+            got.iter()
+                .zip(&reference)
+                .all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name}: scalar ops differ from the scalar loop"
+        );
+    }
+    assert_eq!(
+        host(shared.reshape([1, 1, 3, 70_000])),
+        data,
+        "the shared input is untouched"
+    );
+}

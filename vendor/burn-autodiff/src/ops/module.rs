@@ -2028,7 +2028,124 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
         attn_bias: Option<FloatTensor<Autodiff<B, C>>>,
         options: AttentionModuleOptions,
     ) -> FloatTensor<Autodiff<B, C>> {
-        attention_fallback::<Self>(query, key, value, mask, attn_bias, options)
+        // orpo-rs patch: attention as one tracked op whose backward recomputes the attention
+        // weights, for the common case (an optional additive bias that needs no gradient, no
+        // bool mask, no softcap, no causal flag); everything else keeps upstream's decomposition.
+        //
+        // The decomposition kept the `[B, heads, T, S]` weights alive from forward to backward
+        // (for the `weights · V` matmul), plus the scores on some paths: at T = S = 512 with 9
+        // heads that is 38 MB per layer per sequence batch of 4. This op keeps only q, k, v
+        // (which the projections before it produce anyway), runs the backend's fused
+        // `attention` forward (flex: per-head tiles, no full score tensor), and in backward
+        // recomputes `P = softmax(q kᵀ · scale + bias)` to form
+        // `∂V = Pᵀ g`, `∂S = P ⊙ (g Vᵀ − Σ_s P ⊙ g Vᵀ)`, `∂q = ∂S k · scale`, `∂k = ∂Sᵀ q · scale`.
+        let bias_tracked = attn_bias
+            .as_ref()
+            .is_some_and(|bias| !bias.node.requirement.is_none());
+        if mask.is_some() || options.softcap.is_some() || options.is_causal || bias_tracked {
+            return attention_fallback::<Self>(query, key, value, mask, attn_bias, options);
+        }
+
+        #[derive(Debug)]
+        struct Attention;
+
+        impl<B: Backend> Backward<B, 3> for Attention {
+            type State = (NodeId, NodeId, NodeId, Option<B::FloatTensorPrimitive>, f64);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_q, node_k, node_v] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (q_state, k_state, v_state, bias, scale) = ops.state;
+                let q = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(q_state);
+                let k = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(k_state);
+                let v = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(v_state);
+
+                if let Some((grad_q, grad_k, grad_v)) = flex_attention_backward::<B>(
+                    &q,
+                    &k,
+                    &v,
+                    bias.as_ref(),
+                    &grad,
+                    scale,
+                ) {
+                    for (node, grad) in [(node_q, grad_q), (node_k, grad_k), (node_v, grad_v)] {
+                        if let Some(node) = node {
+                            grads.register::<B>(node.id, grad);
+                        }
+                    }
+                    return;
+                }
+
+                // A unit scale (callers that scale q themselves) skips two passes over [.., T, S].
+                let scaled = |x: B::FloatTensorPrimitive| match scale == 1.0 {
+                    true => x,
+                    false => B::float_mul_scalar(x, scale.into()),
+                };
+                let scores = scaled(B::float_matmul(q.clone(), B::float_transpose(k.clone())));
+                let scores = match bias {
+                    Some(bias) => B::float_add(scores, bias),
+                    None => scores,
+                };
+                let weights = B::softmax(scores, 3);
+
+                if let Some(node) = node_v {
+                    let grad_v = B::float_matmul(B::float_transpose(weights.clone()), grad.clone());
+                    grads.register::<B>(node.id, grad_v);
+                }
+                if node_q.is_none() && node_k.is_none() {
+                    return;
+                }
+                let grad_weights = B::float_matmul(grad, B::float_transpose(v));
+                let dot = B::float_sum_dim(B::float_mul(grad_weights.clone(), weights.clone()), 3);
+                let grad_scores = scaled(B::float_mul(weights, B::float_sub(grad_weights, dot)));
+                if let Some(node) = node_q {
+                    grads.register::<B>(node.id, B::float_matmul(grad_scores.clone(), k));
+                }
+                if let Some(node) = node_k {
+                    let grad_k = B::float_matmul(B::float_transpose(grad_scores), q);
+                    grads.register::<B>(node.id, grad_k);
+                }
+            }
+        }
+
+        let head_dim = query.primitive.shape().dims::<4>()[3];
+        let scale = options
+            .scale
+            .unwrap_or_else(|| 1.0 / (head_dim as f64).sqrt());
+        let bias = attn_bias.map(|bias| bias.primitive);
+        match Attention
+            .prepare::<C>([query.node(), key.node(), value.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let q_state = prep.checkpoint(&query);
+                let k_state = prep.checkpoint(&key);
+                let v_state = prep.checkpoint(&value);
+                let output = B::attention(
+                    query.primitive,
+                    key.primitive,
+                    value.primitive,
+                    None,
+                    bias.clone(),
+                    options,
+                );
+                prep.finish((q_state, k_state, v_state, bias, scale), output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::attention(
+                query.primitive,
+                key.primitive,
+                value.primitive,
+                None,
+                bias,
+                options,
+            )),
+        }
     }
 
     fn ctc_loss(
@@ -2194,4 +2311,46 @@ impl<B: Backend> Backward<B, 1> for MaxPool2D {
             grads.register::<B>(node.id, grad.x_grad);
         }
     }
+}
+
+/// orpo-rs patch: on the flex CPU backend, the attention op's backward runs
+/// `burn_flex::ops::attention_backward` (one fused task per head, no `[B, heads, T, S]`
+/// temporaries). `None` for any other backend, or a case that kernel does not cover; the caller
+/// then builds the backward from tensor ops.
+fn flex_attention_backward<B: Backend>(
+    q: &B::FloatTensorPrimitive,
+    k: &B::FloatTensorPrimitive,
+    v: &B::FloatTensorPrimitive,
+    bias: Option<&B::FloatTensorPrimitive>,
+    grad: &B::FloatTensorPrimitive,
+    scale: f64,
+) -> Option<(
+    B::FloatTensorPrimitive,
+    B::FloatTensorPrimitive,
+    B::FloatTensorPrimitive,
+)> {
+    use burn_flex::FlexTensor;
+    use core::any::Any;
+
+    fn to_flex<T: Any + Clone>(t: &T) -> Option<FlexTensor> {
+        (t as &dyn Any).downcast_ref::<FlexTensor>().cloned()
+    }
+    fn from_flex<T: Any>(t: FlexTensor) -> T {
+        *(alloc::boxed::Box::new(t) as alloc::boxed::Box<dyn Any>)
+            .downcast::<T>()
+            .expect("the primitive is a FlexTensor")
+    }
+    let bias = match bias {
+        Some(bias) => Some(to_flex(bias)?),
+        None => None,
+    };
+    let (grad_q, grad_k, grad_v) = burn_flex::ops::attention_backward::attention_backward(
+        to_flex(q)?,
+        to_flex(k)?,
+        to_flex(v)?,
+        bias,
+        to_flex(grad)?,
+        scale,
+    )?;
+    Some((from_flex(grad_q), from_flex(grad_k), from_flex(grad_v)))
 }

@@ -333,7 +333,8 @@ fn softmax_row_f32_scalar(input: &[f32], output: &mut [f32]) {
     }
     let mut sum = 0.0f32;
     for (i, &x) in input.iter().enumerate() {
-        let e = (x - max_val).exp();
+        // orpo-rs patch: underflow short-cut, as in the SIMD row kernel.
+        let e = crate::ops::unary::exp_f32(x - max_val);
         output[i] = e;
         sum += e;
     }
@@ -378,9 +379,11 @@ fn softmax_row_f32_simd<S: macerator::Simd>(input: &[f32], output: &mut [f32]) {
     // Scalar exp (no SIMD exp in macerator). This pass is the one that
     // actually does memory reads + writes on the whole row, so scalar
     // here still lands us at memory bandwidth.
+    // orpo-rs patch: `exp_f32` short-cuts underflow (masked scores, -1e9 − max, would take
+    // libm's errno slow path for half of every causal softmax row).
     let mut sum = 0.0f32;
     for idx in 0..len {
-        let e = (input[idx] - max_val).exp();
+        let e = crate::ops::unary::exp_f32(input[idx] - max_val);
         output[idx] = e;
         sum += e;
     }

@@ -127,10 +127,10 @@ macro_rules! dispatch_attention_dtype {
 /// the inner loop re-reads the same tile for every pair without allocating an expanded
 /// copy. The tile length itself is always `seq_q * seq_kv` and is computed at the call
 /// site, so it is not stored here.
-struct BroadcastMaskBias {
-    tensor: FlexTensor,
-    batch_step: usize,
-    head_step: usize,
+pub(crate) struct BroadcastMaskBias {
+    pub(crate) tensor: FlexTensor,
+    pub(crate) batch_step: usize,
+    pub(crate) head_step: usize,
 }
 
 /// Prepare an attention mask or bias for the inner loop, accepting ONNX Attention-23
@@ -144,7 +144,7 @@ struct BroadcastMaskBias {
 /// efficiency. If the trailing `[seq_q, seq_kv]` dims are themselves broadcast (rare in
 /// practice), we fall back to `expand` + `to_contiguous` so the tile stays contiguous
 /// in memory for the inner loop's slice-based access.
-fn broadcast_attn_mask_bias(
+pub(crate) fn broadcast_attn_mask_bias(
     tensor: FlexTensor,
     target: [usize; 4],
     name: &'static str,
@@ -416,16 +416,20 @@ where
 ///
 /// Wraps `gemm::gemm` for f32 and f64 so `flash_attention_head` stays generic.
 /// Convention: dst = alpha * dst + beta * (lhs @ rhs)
-trait FlashGemm: Float + Pod + Copy + core::ops::AddAssign + Send + Sync {
+pub(crate) trait FlashGemm: Float + Pod + Copy + core::ops::AddAssign + Send + Sync {
     /// Block matrix multiply used for score and value matmuls.
     ///
     /// # Safety
     /// All pointers must be valid for the given dimensions and strides.
     unsafe fn block_gemm(args: BlockGemmArgs<Self>);
+
+    /// `e^self`; f32 short-cuts underflow (orpo-rs patch: masked scores, `-1e9 − max`, took
+    /// libm's errno slow path, as in the unary `exp`).
+    fn exp_fast(self) -> Self;
 }
 
 /// Arguments for a block matrix multiply: dst = alpha * dst + beta * (lhs @ rhs).
-struct BlockGemmArgs<T> {
+pub(crate) struct BlockGemmArgs<T> {
     m: usize,
     n: usize,
     k: usize,
@@ -444,8 +448,13 @@ struct BlockGemmArgs<T> {
 }
 
 macro_rules! impl_flash_gemm {
-    ($ty:ty) => {
+    ($ty:ty, $exp:path) => {
         impl FlashGemm for $ty {
+            #[inline]
+            fn exp_fast(self) -> Self {
+                $exp(self)
+            }
+
             unsafe fn block_gemm(a: BlockGemmArgs<Self>) {
                 unsafe {
                     gemm::gemm(
@@ -475,8 +484,8 @@ macro_rules! impl_flash_gemm {
     };
 }
 
-impl_flash_gemm!(f32);
-impl_flash_gemm!(f64);
+impl_flash_gemm!(f32, crate::ops::unary::exp_f32);
+impl_flash_gemm!(f64, f64::exp);
 
 /// Scratch buffers reused across heads within a Rayon job or the serial loop.
 struct ScratchBuffers<T> {
@@ -649,7 +658,7 @@ fn flash_attention_head<T: FlashGemm>(
 
             let mut tile_sum = T::zero();
             for score in score_row.iter_mut() {
-                let e = (*score - new_max).exp();
+                let e = (*score - new_max).exp_fast();
                 *score = e;
                 tile_sum += e;
             }
@@ -657,7 +666,7 @@ fn flash_attention_head<T: FlashGemm>(
             let correction = if row_max[qi] == neg_inf {
                 T::zero()
             } else {
-                (row_max[qi] - new_max).exp()
+                (row_max[qi] - new_max).exp_fast()
             };
 
             // Rescale existing output accumulator
@@ -996,7 +1005,7 @@ fn naive_attention_head<T: FlashGemm>(
 
         let mut sum = T::zero();
         for s in row.iter_mut() {
-            let e = (*s - row_max).exp();
+            let e = (*s - row_max).exp_fast();
             *s = e;
             sum += e;
         }

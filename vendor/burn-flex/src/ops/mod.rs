@@ -90,6 +90,8 @@ pub(crate) fn float_storage_as_f32(tensor: &FlexTensor) -> Cow<'_, [f32]> {
 
 pub mod activation;
 pub mod attention;
+// orpo-rs patch: the fused attention backward used by the patched burn-autodiff.
+pub mod attention_backward;
 pub mod binary;
 mod bool;
 pub mod cat;

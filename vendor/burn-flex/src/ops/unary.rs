@@ -157,7 +157,7 @@ where
 
 /// `x = op(x)` for every element, on all of rayon's threads for large slices (orpo-rs patch:
 /// upstream applied every unary op on one thread). Same thresholds as the binary ops'.
-fn map_in_place<E: Copy + Send + Sync, Op: Fn(E) -> E + Sync>(data: &mut [E], op: &Op) {
+pub(crate) fn map_in_place<E: Copy + Send + Sync, Op: Fn(E) -> E + Sync>(data: &mut [E], op: &Op) {
     #[cfg(feature = "rayon")]
     if data.len() >= crate::zip::PARALLEL_MIN_ELEMENTS {
         use rayon::prelude::*;
@@ -174,7 +174,7 @@ fn map_in_place<E: Copy + Send + Sync, Op: Fn(E) -> E + Sync>(data: &mut [E], op
 }
 
 /// `op(x)` for every element into a new vector, in parallel for large slices (orpo-rs patch).
-fn map_to_vec<E: Copy + Send + Sync, Op: Fn(E) -> E + Sync>(src: &[E], op: &Op) -> Vec<E> {
+pub(crate) fn map_to_vec<E: Copy + Send + Sync, Op: Fn(E) -> E + Sync>(src: &[E], op: &Op) -> Vec<E> {
     #[cfg(feature = "rayon")]
     if src.len() >= crate::zip::PARALLEL_MIN_ELEMENTS {
         use rayon::prelude::*;
@@ -193,7 +193,7 @@ fn map_to_vec<E: Copy + Send + Sync, Op: Fn(E) -> E + Sync>(src: &[E], op: &Op) 
 /// intrinsic as free of side effects and would otherwise call it for every element and select
 /// afterwards, taking the slow path anyway.
 #[inline]
-fn exp_f32(x: f32) -> f32 {
+pub(crate) fn exp_f32(x: f32) -> f32 {
     if x < -104.0 { 0.0 } else { libm_exp_f32(x) }
 }
 
