@@ -42,23 +42,43 @@ fn row_logsumexp(row: &[f32]) -> f32 {
 /// `log softmax(z)[target]` per row: `z` `[c, V]` f32 logits, `targets` `c` vocabulary ids →
 /// `c` log-probabilities.
 pub(crate) fn target_logps(z: Tensor<2>, targets: &[usize]) -> Vec<f32> {
-    let [c, v] = z.dims();
-    assert_eq!(targets.len(), c, "one target per logits row");
-    let z = into_host(z);
+    let [_, v] = z.dims();
+    rows_target_logps(&into_host(z), v, targets)
+}
+
+/// [`target_logps`] on host logits `[c, V]` (row-major, `V = v`), which it leaves as they are.
+pub(crate) fn rows_target_logps(z: &[f32], v: usize, targets: &[usize]) -> Vec<f32> {
+    assert_eq!(z.len(), targets.len() * v, "one target per logits row");
     z.par_chunks(v)
         .zip(targets.par_iter())
         .map(|(row, &t)| row[t] - row_logsumexp(row))
         .collect()
 }
 
+/// `[c, V]` f32 logits tensor → host values, for [`rows_target_logps`] and
+/// [`softmax_gradient_tensor`].
+pub(crate) fn logits_to_host(z: Tensor<2>) -> Vec<f32> {
+    into_host(z)
+}
+
 /// `G = coef ⊙ (onehot(target) − softmax(z))` per row, written over the logits: `z` `[c, V]`
 /// f32, `coef` and `targets` of length `c` → `[c, V]` f32 on `z`'s device.
 pub(crate) fn softmax_gradient(z: Tensor<2>, coef: &[f32], targets: &[usize]) -> Tensor<2> {
     let device = z.device();
-    let [c, v] = z.dims();
-    assert_eq!(coef.len(), c, "one coefficient per logits row");
+    softmax_gradient_tensor(into_host(z), coef, targets, &device)
+}
+
+/// [`softmax_gradient`] from host logits `[c, V]`, `c = coef.len()`.
+pub(crate) fn softmax_gradient_tensor(
+    mut g: Vec<f32>,
+    coef: &[f32],
+    targets: &[usize],
+    device: &Device,
+) -> Tensor<2> {
+    let c = coef.len();
     assert_eq!(targets.len(), c, "one target per logits row");
-    let mut g = into_host(z);
+    assert!(c > 0 && g.len().is_multiple_of(c), "logits are [c, V]");
+    let v = g.len() / c;
     g.par_chunks_mut(v).enumerate().for_each(|(i, row)| {
         // softmax = exp(z − max) / Σ exp(z − max): one exp per element, the row (≈ 200 KB at
         // V = 49 152) stays in L2 between its passes.
@@ -74,5 +94,5 @@ pub(crate) fn softmax_gradient(z: Tensor<2>, coef: &[f32], targets: &[usize]) ->
         }
         row[targets[i]] += coef[i];
     });
-    Tensor::from_data(TensorData::new(g, [c, v]), (&device, DType::F32))
+    Tensor::from_data(TensorData::new(g, [c, v]), (device, DType::F32))
 }

@@ -44,7 +44,18 @@
 //! Measured on the flex CPU backend at 8 × 512 tokens, `H = 576`, `V = 49 152` (forward +
 //! backward, peak RSS above the inputs): 276 / 324 / 502 MiB for `c` = 256 / 512 / 1024
 //! against 2 302 MiB for the naive loss (`docs/benchmarks.md`, "Loss memory"). Cost: four
-//! `[c, H] × [H, V]`-sized matmuls per chunk instead of three (about the same wall time on CPU).
+//! `[c, H] × [H, V]`-sized matmuls per chunk instead of three.
+//!
+//! ## On the CPU backend (feature `flex`, on by default)
+//!
+//! When the tensors live on burn's `flex` backend, the per-chunk element-wise work
+//! (logsumexp, target pick, `coef ⊙ (onehot − softmax)`) runs as host-memory kernels over the
+//! logits buffer, in place and on all threads, instead of as six to eight allocating tensor ops.
+//! And when every pair has at most `2 · chunk_size` scored tokens, the loss makes one pass per
+//! pair instead of the two passes above: the odds-ratio gradient of a pair depends only on that
+//! pair's `lc` and `lr`, so its logits, once computed, yield the log-probs and then, in place,
+//! the gradient — three head-sized matmuls per pair instead of four per chunk, holding one
+//! pair's `[M_i, V]` logits at a time. Other backends take the tensor path.
 //!
 //! ## Example
 //!
@@ -78,6 +89,8 @@ mod logps;
 mod metrics;
 mod naive;
 mod odds_ratio;
+#[cfg(feature = "flex")]
+mod pairwise;
 
 pub use config::OrpoLossConfig;
 pub use logps::{
@@ -226,6 +239,8 @@ struct Plan {
     empty_rows: Vec<f32>,
     /// `[M]` `1/nll_denominator` on the NLL tokens.
     nll_w: Vec<f32>,
+    /// `[M]` the row of each scored token.
+    tok_row: Vec<usize>,
     n_nll: usize,
     /// What the NLL sum is divided by: `n_nll` unless the caller gave a denominator.
     nll_denominator: usize,
@@ -299,6 +314,7 @@ fn plan(
         seg,
         empty_rows,
         nll_w,
+        tok_row,
         n_nll,
         nll_denominator,
     }
@@ -411,8 +427,37 @@ pub fn orpo_loss_with_denominators(
     let f32_opts = (&device, DType::F32);
     let flat = hid.clone().reshape([rows * t, h]);
 
+    let request = GradRequest {
+        hidden: hidden.is_tracked(),
+        weight: head_weight.is_tracked(),
+        bias: head_bias.as_ref().is_some_and(|b| b.is_tracked()),
+    };
+    let wants_grads = request.hidden || request.weight || request.bias;
+    // On the CPU backend, one head pass per pair gives log-probs and gradients together.
+    #[cfg(feature = "flex")]
+    let mut single_pass = wants_grads
+        .then(|| {
+            pairwise::logps_and_grads(
+                &flat,
+                &w,
+                bias.as_ref(),
+                &p,
+                b,
+                beta * pair_scale,
+                tau,
+                config.chunk_size,
+                request,
+            )
+        })
+        .flatten();
+    #[cfg(not(feature = "flex"))]
+    let mut single_pass: Option<pairwise_disabled::PairwiseOutput> = None;
+
     // Pass 1 (no grad): per-token log-probs → lc, lr, NLL.
-    let logp = token_logps(&flat, &w, bias.as_ref(), &p.sel, config.chunk_size);
+    let logp = match &single_pass {
+        Some(out) => out.logp.clone(),
+        None => token_logps(&flat, &w, bias.as_ref(), &p.sel, config.chunk_size),
+    };
     let seg = Tensor::<2>::from_data(TensorData::new(p.seg, [rows, m]), f32_opts);
     let empty = Tensor::<1>::from_data(TensorData::new(p.empty_rows, [rows]), f32_opts);
     let nll_w = Tensor::<1>::from_data(TensorData::new(p.nll_w, [m]), f32_opts);
@@ -488,26 +533,26 @@ pub fn orpo_loss_with_denominators(
     };
 
     // Pass 2: gradients, only for what the caller tracks.
-    let request = GradRequest {
-        hidden: hidden.is_tracked(),
-        weight: head_weight.is_tracked(),
-        bias: head_bias.as_ref().is_some_and(|b| b.is_tracked()),
-    };
     let mut loss = value.clone();
-    if request.hidden || request.weight || request.bias {
-        let (d_lc, d_lr) = odds_ratio_loss_grads(lc, lr, beta * pair_scale, tau);
-        let d_rows = Tensor::cat(vec![d_lc, d_lr], 0).reshape([1, rows]);
-        // ∂loss/∂logp_k = Σ_r ∂loss/∂l_r · seg[r, k] − nll_w[k]
-        let coef = d_rows.matmul(seg).reshape([m]) - nll_w;
-        let grads = token_logps_backward(
-            &flat,
-            &w,
-            bias.as_ref(),
-            &p.sel,
-            &coef,
-            config.chunk_size,
-            request,
-        );
+    if wants_grads {
+        let grads = match single_pass.take() {
+            Some(out) => out.grads,
+            None => {
+                let (d_lc, d_lr) = odds_ratio_loss_grads(lc, lr, beta * pair_scale, tau);
+                let d_rows = Tensor::cat(vec![d_lc, d_lr], 0).reshape([1, rows]);
+                // ∂loss/∂logp_k = Σ_r ∂loss/∂l_r · seg[r, k] − nll_w[k]
+                let coef = d_rows.matmul(seg).reshape([m]) - nll_w;
+                token_logps_backward(
+                    &flat,
+                    &w,
+                    bias.as_ref(),
+                    &p.sel,
+                    &coef,
+                    config.chunk_size,
+                    request,
+                )
+            }
+        };
         if let Some(g) = grads.hidden {
             loss = attach_gradient(loss, &hidden, g.reshape([rows, t, h]));
         }
@@ -527,5 +572,15 @@ pub fn orpo_loss_with_denominators(
         metrics,
         nll_tokens: p.n_nll,
         pairs: b,
+    }
+}
+
+/// Stand-in for the `pairwise` module's output type when the `flex` feature is off (the
+/// single-pass path is never taken then).
+#[cfg(not(feature = "flex"))]
+mod pairwise_disabled {
+    pub(crate) struct PairwiseOutput {
+        pub logp: burn::tensor::Tensor<1>,
+        pub grads: crate::HeadGrads,
     }
 }

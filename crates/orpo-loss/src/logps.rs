@@ -86,7 +86,7 @@ pub struct HeadGrads {
 }
 
 /// `[c, H] -> [c, V]` f32 logits of one chunk.
-fn chunk_logits(h: Tensor<2>, w: &Tensor<2>, b: Option<&Tensor<1>>) -> Tensor<2> {
+pub(crate) fn chunk_logits(h: Tensor<2>, w: &Tensor<2>, b: Option<&Tensor<1>>) -> Tensor<2> {
     let mut z = h.matmul(w.clone());
     if let Some(b) = b {
         z = z + b.clone().unsqueeze_dim::<2>(0);
@@ -149,7 +149,7 @@ pub fn token_logps(
 }
 
 /// Whether the chunk passes can run as host-memory kernels ([`crate::host`]) on `device`.
-fn on_host(device: &burn::tensor::Device) -> bool {
+pub(crate) fn on_host(device: &burn::tensor::Device) -> bool {
     #[cfg(feature = "flex")]
     return crate::host::applies(device);
     #[cfg(not(feature = "flex"))]
