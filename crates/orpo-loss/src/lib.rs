@@ -239,7 +239,8 @@ struct Plan {
     empty_rows: Vec<f32>,
     /// `[M]` `1/nll_denominator` on the NLL tokens.
     nll_w: Vec<f32>,
-    /// `[M]` the row of each scored token.
+    /// `[M]` the row of each scored token (read by the CPU single-pass path).
+    #[cfg_attr(not(feature = "flex"), allow(dead_code))]
     tok_row: Vec<usize>,
     n_nll: usize,
     /// What the NLL sum is divided by: `n_nll` unless the caller gave a denominator.
