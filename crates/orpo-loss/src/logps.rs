@@ -201,7 +201,6 @@ pub fn token_logps_backward(
     let device = h.device();
     let dtype = h.dtype();
     let [n, hd] = h.dims();
-    let [_, v] = w.dims();
     let (pos, tgt) = selection.tensors(&device);
     let host_coef = on_host(&device).then(|| {
         coef.clone()
@@ -210,10 +209,7 @@ pub fn token_logps_backward(
             .expect("f32 coefficients")
     });
 
-    let mut grad_h_parts = Vec::new();
-    let mut grad_w: Option<Tensor<2>> = None;
-    let mut grad_b: Option<Tensor<1>> = None;
-    let want_b = request.bias && b.is_some();
+    let mut sums = HeadGradSums::new(request, b.is_some(), dtype);
     for (s, e) in chunk_ranges(selection.len(), chunk_size) {
         let c = e - s;
         let hc = h.clone().select(0, pos.clone().slice_dim(0, s..e));
@@ -232,37 +228,76 @@ pub fn token_logps_backward(
                 IndexingUpdateOp::Add,
             )
         };
-        if want_b {
+        sums.add(hc, g, &w);
+    }
+    sums.finish([n, hd], pos)
+}
+
+/// Running sums of the head-input gradients over chunks (or pairs) of scored tokens.
+pub(crate) struct HeadGradSums {
+    request: GradRequest,
+    dtype: DType,
+    weight: Option<Tensor<2>>,
+    bias: Option<Tensor<1>>,
+    hidden_parts: Vec<Tensor<2>>,
+}
+
+impl HeadGradSums {
+    /// `has_bias`: whether the head has a bias; `dtype`: the hidden states' dtype.
+    pub(crate) fn new(request: GradRequest, has_bias: bool, dtype: DType) -> Self {
+        Self {
+            request: GradRequest {
+                bias: request.bias && has_bias,
+                ..request
+            },
+            dtype,
+            weight: None,
+            bias: None,
+            hidden_parts: Vec::new(),
+        }
+    }
+
+    /// Adds one chunk: `hc` `[c, H]` its hidden rows, `g` `[c, V]` f32
+    /// `coef ⊙ (onehot − softmax)`, `w` `[H, V]`: `∂b += Σ_rows g`, `∂W += hcᵀ g`, `∂h = g Wᵀ`.
+    pub(crate) fn add(&mut self, hc: Tensor<2>, g: Tensor<2>, w: &Tensor<2>) {
+        let [_, v] = g.dims();
+        if self.request.bias {
             let gb = g.clone().sum_dim(0).reshape([v]);
-            grad_b = Some(match grad_b {
+            self.bias = Some(match self.bias.take() {
                 Some(acc) => acc + gb,
                 None => gb,
             });
         }
-        let g = g.cast(dtype);
-        if request.weight {
+        let g = g.cast(self.dtype);
+        if self.request.weight {
             let gw = hc.transpose().matmul(g.clone());
-            grad_w = Some(match grad_w {
+            self.weight = Some(match self.weight.take() {
                 Some(acc) => acc + gw,
                 None => gw,
             });
         }
-        if request.hidden {
-            grad_h_parts.push(g.matmul(w.clone().transpose()));
+        if self.request.hidden {
+            self.hidden_parts.push(g.matmul(w.clone().transpose()));
         }
     }
-    let hidden = request.hidden.then(|| {
-        Tensor::<2>::zeros([n, hd], (&device, dtype)).select_assign(
-            0,
-            pos,
-            Tensor::cat(grad_h_parts, 0),
-            IndexingUpdateOp::Add,
-        )
-    });
-    HeadGrads {
-        hidden,
-        weight: grad_w,
-        bias: grad_b.map(|g| g.cast(dtype)),
+
+    /// The gradients, `∂h` `[N, H]` (`shape`) with the chunks' rows at `positions`, in the
+    /// order the chunks were added.
+    pub(crate) fn finish(self, shape: [usize; 2], positions: Tensor<1, Int>) -> HeadGrads {
+        let device = positions.device();
+        let hidden = (self.request.hidden && !self.hidden_parts.is_empty()).then(|| {
+            Tensor::<2>::zeros(shape, (&device, self.dtype)).select_assign(
+                0,
+                positions,
+                Tensor::cat(self.hidden_parts, 0),
+                IndexingUpdateOp::Add,
+            )
+        });
+        HeadGrads {
+            hidden,
+            weight: self.weight,
+            bias: self.bias.map(|g| g.cast(self.dtype)),
+        }
     }
 }
 

@@ -11,11 +11,11 @@
 //! most `2 · chunk_size` scored tokens (about the two-pass path's own peak of two to three chunk
 //! temporaries); otherwise [`crate::orpo_loss`] keeps the two-pass path.
 
-use burn::tensor::{DType, FloatDType, IndexingUpdateOp, Int, Tensor, TensorData};
+use burn::tensor::{DType, Int, Tensor, TensorData};
 
 use crate::Plan;
 use crate::host::{logits_to_host, rows_target_logps, softmax_gradient_tensor};
-use crate::logps::{GradRequest, HeadGrads, chunk_logits};
+use crate::logps::{GradRequest, HeadGradSums, HeadGrads, chunk_logits};
 use crate::odds_ratio::odds_ratio_loss_grads;
 
 /// Per-token log-probs `[M]` (in `plan.sel` order) and the head-input gradients.
@@ -57,13 +57,10 @@ pub(crate) fn logps_and_grads(
     let [_, v] = w.dims();
     let dtype = hidden_flat.dtype();
     let f32_opts = (&device, DType::F32);
-    let want_b = request.bias && bias.is_some();
 
     let mut logp_all = vec![0f32; m];
-    let mut grad_w: Option<Tensor<2>> = None;
-    let mut grad_b: Option<Tensor<1>> = None;
+    let mut sums = HeadGradSums::new(request, bias.is_some(), dtype);
     let mut grad_h_positions: Vec<i64> = Vec::with_capacity(m);
-    let mut grad_h_parts = Vec::new();
     for (pair, ks) in members.iter().enumerate() {
         if ks.is_empty() {
             continue;
@@ -110,42 +107,13 @@ pub(crate) fn logps_and_grads(
             logp_all[k] = logp[j];
         }
         let g = softmax_gradient_tensor(z, &coef, &targets, &device);
-        if want_b {
-            let gb = g.clone().sum_dim(0).reshape([v]);
-            grad_b = Some(match grad_b {
-                Some(acc) => acc + gb,
-                None => gb,
-            });
-        }
-        let g = g.cast(dtype);
-        if request.weight {
-            let gw = hc.transpose().matmul(g.clone());
-            grad_w = Some(match grad_w {
-                Some(acc) => acc + gw,
-                None => gw,
-            });
-        }
-        if request.hidden {
-            grad_h_parts.push(g.matmul(w.clone().transpose()));
-            grad_h_positions.extend(positions);
-        }
+        sums.add(hc, g, w);
+        grad_h_positions.extend(positions);
     }
-    let hidden = (request.hidden && !grad_h_parts.is_empty()).then(|| {
-        let count = grad_h_positions.len();
-        let pos = Tensor::<1, Int>::from_data(TensorData::new(grad_h_positions, [count]), &device);
-        Tensor::<2>::zeros([n, hd], (&device, dtype)).select_assign(
-            0,
-            pos,
-            Tensor::cat(grad_h_parts, 0),
-            IndexingUpdateOp::Add,
-        )
-    });
+    let count = grad_h_positions.len();
+    let pos = Tensor::<1, Int>::from_data(TensorData::new(grad_h_positions, [count]), &device);
     Some(PairwiseOutput {
         logp: Tensor::from_data(TensorData::new(logp_all, [m]), f32_opts),
-        grads: HeadGrads {
-            hidden,
-            weight: grad_w,
-            bias: grad_b.map(|g| g.cast(FloatDType::F32).cast(dtype)),
-        },
+        grads: sums.finish([n, hd], pos),
     })
 }
