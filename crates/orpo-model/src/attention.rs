@@ -99,13 +99,15 @@ impl Attention {
         let v = self.repeat_kv(v);
         // softmax(q kᵀ + mask) v as one op: backends fuse it (flex: per-head tiles), and under
         // autodiff the patched burn-autodiff recomputes the [B, heads, T, S] weights in backward
-        // instead of keeping them (vendor/burn-autodiff/PATCHES.md).
-        let unit_scale = AttentionModuleOptions {
+        // instead of keeping them (vendor/burn-autodiff/PATCHES.md). The bias already masks the
+        // future; `is_causal` (query i sees keys ≤ i + S − T, the cache included) also lets
+        // flex skip those scores, about half of the attention's work, forward and backward.
+        let options = AttentionModuleOptions {
             scale: Some(1.0),
             softcap: None,
-            is_causal: false,
+            is_causal: true,
         };
-        let out = attention(q, k, v, None, Some(mask_bias), unit_scale); // [B, heads, T, head_dim]
+        let out = attention(q, k, v, None, Some(mask_bias), options); // [B, heads, T, head_dim]
         let out = out
             .swap_dims(1, 2)
             .reshape([batch, seq, self.num_heads * self.head_dim]);

@@ -223,81 +223,110 @@ fn softmax_gradient_matches_the_decomposed_softmax() {
 /// The patched burn-autodiff tracks attention (additive untracked bias, no bool mask) as one op
 /// whose backward recomputes the weights: its value and the gradients of q, k and v must equal
 /// those of the explicit `softmax(q kᵀ · scale + bias) v`, for a scale of 1 (the model scales q
-/// itself) and another one.
+/// itself) and another one; with `is_causal` (flex then skips the masked key blocks, 64 query
+/// rows at a time: 150 positions make three blocks, the last one partial) on top of the causal
+/// bias, or with a padding-only bias; in f32 (flex's fused backward) and in f64 (the tensor-op
+/// backward that other backends run).
 #[test]
 fn attention_gradients_match_the_decomposed_attention() {
+    use burn::tensor::DType;
     use burn::tensor::module::attention;
     use burn::tensor::ops::AttentionModuleOptions;
 
     let device = Device::default().autodiff();
-    let [b, h, t, d] = [2, 3, 24, 8];
-    let qkv: Vec<Vec<f32>> = (0..3)
-        .map(|s| {
-            values(b * h * t * d, 20 + s)
-                .iter()
-                .map(|x| x / 10.0)
-                .collect()
-        })
-        .collect();
-    // Causal plus padding of the second sequence's last 5 positions, as the model's mask bias.
-    let mut bias = vec![0f32; b * t * t];
-    for row in 0..b {
-        for i in 0..t {
-            for j in 0..t {
-                if j > i || (row == 1 && j >= t - 5) {
-                    bias[(row * t + i) * t + j] = -1.0e9;
+    for (t, dtype) in [(24, DType::F32), (150, DType::F32), (150, DType::F64)] {
+        let [b, h, d] = [2, 3, 8];
+        let qkv: Vec<Vec<f32>> = (0..3)
+            .map(|s| {
+                values(b * h * t * d, 20 + s)
+                    .iter()
+                    .map(|x| x / 10.0)
+                    .collect()
+            })
+            .collect();
+        // Padding of the second sequence's last 5 positions, and the causal mask on top (as the
+        // model's mask bias).
+        let bias_of = |causal: bool| {
+            let mut bias = vec![0f32; b * t * t];
+            for row in 0..b {
+                for i in 0..t {
+                    for j in 0..t {
+                        if (causal && j > i) || (row == 1 && j >= t - 5) {
+                            bias[(row * t + i) * t + j] = -1.0e9;
+                        }
+                    }
                 }
             }
-        }
-    }
-    let out_weights: Vec<f32> = values(b * h * t * d, 30).iter().map(|w| w / 10.0).collect();
-    for scale in [1.0, 0.35] {
-        let run = |fused: bool| {
-            let leaf = |k: usize| {
-                Tensor::<4>::from_data(TensorData::new(qkv[k].clone(), [b, h, t, d]), &device)
-                    .require_grad()
-            };
-            let (q, k, v) = (leaf(0), leaf(1), leaf(2));
-            let bias = Tensor::<4>::from_data(TensorData::new(bias.clone(), [b, 1, t, t]), &device);
-            let out = if fused {
-                let options = AttentionModuleOptions {
-                    scale: Some(scale),
-                    softcap: None,
-                    is_causal: false,
-                };
-                attention(q.clone(), k.clone(), v.clone(), None, Some(bias), options)
-            } else {
-                let scores = q
-                    .clone()
-                    .matmul(k.clone().swap_dims(2, 3))
-                    .mul_scalar(scale)
-                    + bias;
-                burn::tensor::activation::softmax(scores, 3).matmul(v.clone())
-            };
-            let w =
-                Tensor::<4>::from_data(TensorData::new(out_weights.clone(), [b, h, t, d]), &device);
-            let grads = (out.clone() * w).sum().backward();
-            let read = |x: Tensor<4>| x.into_data().try_to_vec::<f32>().unwrap();
-            [
-                read(out.inner()),
-                read(q.grad(&grads).unwrap()),
-                read(k.grad(&grads).unwrap()),
-                read(v.grad(&grads).unwrap()),
-            ]
+            bias
         };
-        let fused = run(true);
-        let plain = run(false);
-        for (name, (a, b)) in ["output", "grad q", "grad k", "grad v"]
-            .iter()
-            .zip(fused.iter().zip(&plain))
-        {
-            for (k, (x, y)) in a.iter().zip(b).enumerate() {
-                assert!(
-                    (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
-                    "scale {scale}, {name} at {k}: {x} vs {y}"
-                );
+        let out_weights: Vec<f32> = values(b * h * t * d, 30).iter().map(|w| w / 10.0).collect();
+        // (is_causal, the bias masks the future too)
+        let fused_cases = [(false, true), (true, true), (true, false)];
+        for scale in [1.0, 0.35] {
+            let run = |fused: Option<(bool, bool)>| {
+                let leaf = |k: usize| {
+                    let x = Tensor::<4>::from_data(
+                        TensorData::new(qkv[k].clone(), [b, h, t, d]),
+                        &device,
+                    );
+                    x.cast(dtype).require_grad()
+                };
+                let (q, k, v) = (leaf(0), leaf(1), leaf(2));
+                let bias = |causal: bool| {
+                    Tensor::<4>::from_data(TensorData::new(bias_of(causal), [b, 1, t, t]), &device)
+                        .cast(dtype)
+                };
+                let out = match fused {
+                    Some((is_causal, causal_bias)) => {
+                        let options = AttentionModuleOptions {
+                            scale: Some(scale),
+                            softcap: None,
+                            is_causal,
+                        };
+                        let bias = Some(bias(causal_bias));
+                        attention(q.clone(), k.clone(), v.clone(), None, bias, options)
+                    }
+                    None => {
+                        let scores = q
+                            .clone()
+                            .matmul(k.clone().swap_dims(2, 3))
+                            .mul_scalar(scale)
+                            + bias(true);
+                        burn::tensor::activation::softmax(scores, 3).matmul(v.clone())
+                    }
+                };
+                let w = Tensor::<4>::from_data(
+                    TensorData::new(out_weights.clone(), [b, h, t, d]),
+                    &device,
+                )
+                .cast(dtype);
+                let grads = (out.clone() * w).sum().backward();
+                let read =
+                    |x: Tensor<4>| x.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
+                [
+                    read(out.inner()),
+                    read(q.grad(&grads).unwrap()),
+                    read(k.grad(&grads).unwrap()),
+                    read(v.grad(&grads).unwrap()),
+                ]
+            };
+            let plain = run(None);
+            for case in fused_cases {
+                let fused = run(Some(case));
+                for (name, (a, b)) in ["output", "grad q", "grad k", "grad v"]
+                    .iter()
+                    .zip(fused.iter().zip(&plain))
+                {
+                    for (k, (x, y)) in a.iter().zip(b).enumerate() {
+                        assert!(
+                            (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                            "T {t} {dtype:?}, scale {scale}, (is_causal, causal bias) {case:?}, \
+                             {name} at {k}: {x} vs {y}"
+                        );
+                    }
+                    assert!(a.iter().any(|x| x.abs() > 1e-3), "{name} is not trivial");
+                }
             }
-            assert!(a.iter().any(|x| x.abs() > 1e-3), "{name} is not trivial");
         }
     }
 }

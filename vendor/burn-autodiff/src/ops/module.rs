@@ -2030,7 +2030,8 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
     ) -> FloatTensor<Autodiff<B, C>> {
         // orpo-rs patch: attention as one tracked op whose backward recomputes the attention
         // weights, for the common case (an optional additive bias that needs no gradient, no
-        // bool mask, no softcap, no causal flag); everything else keeps upstream's decomposition.
+        // bool mask, no softcap, a causal flag only when every query sees a key, T ≤ S);
+        // everything else keeps upstream's decomposition.
         //
         // The decomposition kept the `[B, heads, T, S]` weights alive from forward to backward
         // (for the `weights · V` matmul), plus the scores on some paths: at T = S = 512 with 9
@@ -2042,7 +2043,10 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
         let bias_tracked = attn_bias
             .as_ref()
             .is_some_and(|bias| !bias.node.requirement.is_none());
-        if mask.is_some() || options.softcap.is_some() || options.is_causal || bias_tracked {
+        let [.., seq_q, head_dim] = query.primitive.shape().dims::<4>();
+        let seq_kv = key.primitive.shape().dims::<4>()[2];
+        let causal_unsupported = options.is_causal && seq_q > seq_kv;
+        if mask.is_some() || options.softcap.is_some() || causal_unsupported || bias_tracked {
             return attention_fallback::<Self>(query, key, value, mask, attn_bias, options);
         }
 
@@ -2050,7 +2054,15 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
         struct Attention;
 
         impl<B: Backend> Backward<B, 3> for Attention {
-            type State = (NodeId, NodeId, NodeId, Option<B::FloatTensorPrimitive>, f64);
+            /// q, k, v, the bias, the scale and the causal flag.
+            type State = (
+                NodeId,
+                NodeId,
+                NodeId,
+                Option<B::FloatTensorPrimitive>,
+                f64,
+                bool,
+            );
 
             fn backward(
                 self,
@@ -2060,19 +2072,14 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
             ) {
                 let [node_q, node_k, node_v] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
-                let (q_state, k_state, v_state, bias, scale) = ops.state;
+                let (q_state, k_state, v_state, bias, scale, causal) = ops.state;
                 let q = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(q_state);
                 let k = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(k_state);
                 let v = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(v_state);
 
-                if let Some((grad_q, grad_k, grad_v)) = flex_attention_backward::<B>(
-                    &q,
-                    &k,
-                    &v,
-                    bias.as_ref(),
-                    &grad,
-                    scale,
-                ) {
+                if let Some((grad_q, grad_k, grad_v)) =
+                    flex_attention_backward::<B>(&q, &k, &v, bias.as_ref(), &grad, scale, causal)
+                {
                     for (node, grad) in [(node_q, grad_q), (node_k, grad_k), (node_v, grad_v)] {
                         if let Some(node) = node {
                             grads.register::<B>(node.id, grad);
@@ -2087,6 +2094,13 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
                     false => B::float_mul_scalar(x, scale.into()),
                 };
                 let scores = scaled(B::float_matmul(q.clone(), B::float_transpose(k.clone())));
+                let scores = match causal {
+                    true => {
+                        let mask = causal_mask::<B>(&scores);
+                        B::float_mask_fill(scores, mask, f32::NEG_INFINITY.into())
+                    }
+                    false => scores,
+                };
                 let scores = match bias {
                     Some(bias) => B::float_add(scores, bias),
                     None => scores,
@@ -2113,7 +2127,6 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
             }
         }
 
-        let head_dim = query.primitive.shape().dims::<4>()[3];
         let scale = options
             .scale
             .unwrap_or_else(|| 1.0 / (head_dim as f64).sqrt());
@@ -2135,7 +2148,8 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
                     bias.clone(),
                     options,
                 );
-                prep.finish((q_state, k_state, v_state, bias, scale), output)
+                let state = (q_state, k_state, v_state, bias, scale, options.is_causal);
+                prep.finish(state, output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::attention(
                 query.primitive,
@@ -2324,6 +2338,7 @@ fn flex_attention_backward<B: Backend>(
     bias: Option<&B::FloatTensorPrimitive>,
     grad: &B::FloatTensorPrimitive,
     scale: f64,
+    causal: bool,
 ) -> Option<(
     B::FloatTensorPrimitive,
     B::FloatTensorPrimitive,
@@ -2351,6 +2366,27 @@ fn flex_attention_backward<B: Backend>(
         bias,
         to_flex(grad)?,
         scale,
+        causal,
     )?;
     Some((from_flex(grad_q), from_flex(grad_k), from_flex(grad_v)))
+}
+
+/// orpo-rs patch: burn's causal mask for `scores` `[B, heads, T, S]`: true (masked) where key
+/// `j > i + S − T` (as `burn_backend::ops::attention`'s private `build_causal_mask`).
+fn causal_mask<B: Backend>(scores: &FloatTensor<B>) -> burn_backend::tensor::BoolTensor<B> {
+    let device = scores.device();
+    let [batch, heads, seq_q, seq_k] = scores.shape().dims::<4>();
+    let settings = get_or_init_device_settings::<B>(&device);
+    let offset = seq_k as i64 - seq_q as i64;
+    let rows = B::int_arange(0..seq_q as i64, &device, settings.int_dtype);
+    let rows = B::int_reshape(rows, burn_std::Shape::new([seq_q, 1]));
+    let cols = B::int_arange(0..seq_k as i64, &device, settings.int_dtype);
+    let cols = B::int_reshape(cols, burn_std::Shape::new([1, seq_k]));
+    let mask = B::int_lower(
+        B::int_add_scalar(rows, offset.into()),
+        cols,
+        settings.bool_dtype,
+    );
+    let mask = B::bool_reshape(mask, burn_std::Shape::new([1, 1, seq_q, seq_k]));
+    B::bool_expand(mask, burn_std::Shape::new([batch, heads, seq_q, seq_k]))
 }

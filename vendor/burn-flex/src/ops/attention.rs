@@ -944,98 +944,137 @@ fn naive_attention_head<T: FlashGemm>(
         val_dim,
     } = *p;
 
-    // scores = Q @ K^T
-    unsafe {
-        T::block_gemm(BlockGemmArgs {
-            m: seq_q,
-            n: seq_kv,
-            k: head_dim,
-            dst: scores.as_mut_ptr(),
-            dst_cs: 1,
-            dst_rs: seq_kv as isize,
-            read_dst: false,
-            lhs: q.as_ptr(),
-            lhs_cs: 1,
-            lhs_rs: head_dim as isize,
-            rhs: k.as_ptr(),
-            rhs_cs: head_dim as isize,
-            rhs_rs: 1,
-            alpha: T::zero(),
-            beta: T::one(),
-        });
-    }
-
-    for qi in 0..seq_q {
-        let row = &mut scores[qi * seq_kv..(qi + 1) * seq_kv];
-
-        let mut row_max = neg_inf;
-        for (ki, s) in row.iter_mut().enumerate() {
-            let mut val = *s * scale;
-
-            if let Some(cap) = softcap {
-                val = cap * (val / cap).tanh();
-            }
-
-            if let Some(m) = mask
-                && m[qi * seq_kv + ki] != 0
-            {
-                val = neg_inf;
-            }
-
-            if let Some(offset) = causal_offset
-                && (ki as isize) > (qi as isize) + offset
-            {
-                val = neg_inf;
-            }
-
-            if let Some(b) = bias {
-                val += b[qi * seq_kv + ki];
-            }
-
-            *s = val;
-            if val > row_max {
-                row_max = val;
-            }
-        }
-
-        if row_max == neg_inf {
-            row.fill(T::zero());
+    // orpo-rs patch: under a causal mask, row block `[r0, r1)` attends to keys `[0, cols)`
+    // only, so both gemms and the softmax skip the masked upper triangle (about half of the
+    // work at seq_q = seq_kv). Without one, a single block covers the whole matrix.
+    for (r0, r1, cols) in causal_row_blocks(seq_q, seq_kv, causal_offset) {
+        let rows = r1 - r0;
+        if cols == 0 {
+            // Every key is masked for these rows: they attend to nothing.
+            output[r0 * val_dim..r1 * val_dim].fill(T::zero());
             continue;
         }
-
-        let mut sum = T::zero();
-        for s in row.iter_mut() {
-            let e = (*s - row_max).exp_fast();
-            *s = e;
-            sum += e;
+        // scores[r0..r1, 0..cols] = Q[r0..r1] @ K[0..cols]^T
+        unsafe {
+            T::block_gemm(BlockGemmArgs {
+                m: rows,
+                n: cols,
+                k: head_dim,
+                dst: scores[r0 * seq_kv..].as_mut_ptr(),
+                dst_cs: 1,
+                dst_rs: seq_kv as isize,
+                read_dst: false,
+                lhs: q[r0 * head_dim..].as_ptr(),
+                lhs_cs: 1,
+                lhs_rs: head_dim as isize,
+                rhs: k.as_ptr(),
+                rhs_cs: head_dim as isize,
+                rhs_rs: 1,
+                alpha: T::zero(),
+                beta: T::one(),
+            });
         }
 
-        let inv_sum = T::one() / sum;
-        for s in row.iter_mut() {
-            *s = *s * inv_sum;
+        for qi in r0..r1 {
+            let row = &mut scores[qi * seq_kv..qi * seq_kv + cols];
+
+            let mut row_max = neg_inf;
+            for (ki, s) in row.iter_mut().enumerate() {
+                let mut val = *s * scale;
+
+                if let Some(cap) = softcap {
+                    val = cap * (val / cap).tanh();
+                }
+
+                if let Some(m) = mask
+                    && m[qi * seq_kv + ki] != 0
+                {
+                    val = neg_inf;
+                }
+
+                if let Some(offset) = causal_offset
+                    && (ki as isize) > (qi as isize) + offset
+                {
+                    val = neg_inf;
+                }
+
+                if let Some(b) = bias {
+                    val += b[qi * seq_kv + ki];
+                }
+
+                *s = val;
+                if val > row_max {
+                    row_max = val;
+                }
+            }
+
+            if row_max == neg_inf {
+                row.fill(T::zero());
+                continue;
+            }
+
+            let mut sum = T::zero();
+            for s in row.iter_mut() {
+                let e = (*s - row_max).exp_fast();
+                *s = e;
+                sum += e;
+            }
+
+            let inv_sum = T::one() / sum;
+            for s in row.iter_mut() {
+                *s = *s * inv_sum;
+            }
+        }
+
+        // output[r0..r1] = softmax(scores)[r0..r1, 0..cols] @ V[0..cols]
+        unsafe {
+            T::block_gemm(BlockGemmArgs {
+                m: rows,
+                n: val_dim,
+                k: cols,
+                dst: output[r0 * val_dim..].as_mut_ptr(),
+                dst_cs: 1,
+                dst_rs: val_dim as isize,
+                read_dst: false,
+                lhs: scores[r0 * seq_kv..].as_ptr(),
+                lhs_cs: 1,
+                lhs_rs: seq_kv as isize,
+                rhs: v.as_ptr(),
+                rhs_cs: 1,
+                rhs_rs: val_dim as isize,
+                alpha: T::zero(),
+                beta: T::one(),
+            });
         }
     }
+}
 
-    // output = softmax(scores) @ V
-    unsafe {
-        T::block_gemm(BlockGemmArgs {
-            m: seq_q,
-            n: val_dim,
-            k: seq_kv,
-            dst: output.as_mut_ptr(),
-            dst_cs: 1,
-            dst_rs: val_dim as isize,
-            read_dst: false,
-            lhs: scores.as_ptr(),
-            lhs_cs: 1,
-            lhs_rs: seq_kv as isize,
-            rhs: v.as_ptr(),
-            rhs_cs: 1,
-            rhs_rs: val_dim as isize,
-            alpha: T::zero(),
-            beta: T::one(),
-        });
-    }
+/// orpo-rs patch: query rows per block when a causal mask lets the naive kernels skip the
+/// masked keys of each block (64 keeps the gemm calls efficient and wastes at most a 64-row
+/// triangle per block).
+pub(crate) const CAUSAL_ROW_BLOCK: usize = 64;
+
+/// orpo-rs patch: the row blocks `(r0, r1, cols)` of a `[seq_q, seq_kv]` score matrix such that
+/// rows `r0..r1` attend to keys `0..cols` at most: under a causal mask (row `i` sees keys
+/// `j ≤ i + offset`) `cols = clamp(r1 + offset, 0, seq_kv)` for blocks of
+/// [`CAUSAL_ROW_BLOCK`] rows; without one, a single block `(0, seq_q, seq_kv)`.
+pub(crate) fn causal_row_blocks(
+    seq_q: usize,
+    seq_kv: usize,
+    causal_offset: Option<isize>,
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    let block = match causal_offset {
+        Some(_) => CAUSAL_ROW_BLOCK,
+        None => seq_q.max(1),
+    };
+    (0..seq_q).step_by(block).map(move |r0| {
+        let r1 = (r0 + block).min(seq_q);
+        let cols = match causal_offset {
+            Some(offset) => (r1 as isize + offset).clamp(0, seq_kv as isize) as usize,
+            None => seq_kv,
+        };
+        (r0, r1, cols)
+    })
 }
 
 // Tests kept here exercise flex-specific internals: direct calls into

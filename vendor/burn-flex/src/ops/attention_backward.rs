@@ -15,6 +15,10 @@
 //! ∂q = ∂S k          ∂k = ∂Sᵀ q
 //! ```
 //!
+//! Under a causal mask the row-wise steps (P, ∂P, ∂q) run over query blocks that stop at their
+//! last visible key and the column-wise ones (∂v, ∂k) over key blocks that start at their first
+//! query, skipping the masked upper triangle as the forward does.
+//!
 //! f32 only, and q, k and v must have the same number of heads; [`attention_backward`] returns
 //! `None` otherwise and the caller takes the tensor-op path.
 
@@ -23,22 +27,26 @@ use alloc::vec::Vec;
 use burn_backend::DType;
 use burn_std::{Bytes, Shape};
 
-use crate::ops::attention::broadcast_attn_mask_bias;
+use crate::ops::attention::{CAUSAL_ROW_BLOCK, broadcast_attn_mask_bias, causal_row_blocks};
 use crate::{FlexTensor, Layout};
 
-/// `dst[m, n] = lhs[m, k] · rhs[k, n]` on one thread, any strides (column stride, row stride).
+/// `dst[m, n] = lhs[m, k] · rhs[k, n]` on one thread, any operand strides (column stride, row
+/// stride); `dst` rows are `dst_rs` apart.
 #[allow(clippy::too_many_arguments)]
 fn gemm_f32(
     m: usize,
     n: usize,
     k: usize,
-    dst: &mut [f32],
+    (dst, dst_rs): (&mut [f32], usize),
     (lhs, lhs_cs, lhs_rs): (&[f32], isize, isize),
     (rhs, rhs_cs, rhs_rs): (&[f32], isize, isize),
 ) {
-    debug_assert!(dst.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() >= (m - 1) * dst_rs + n);
     // SAFETY: every index the strides reach lies inside the slices (checked by the callers'
-    // shapes: each operand slice is one head's contiguous matrix).
+    // shapes: each operand slice is one head's contiguous matrix, offset to its block).
     unsafe {
         gemm::gemm(
             m,
@@ -46,7 +54,7 @@ fn gemm_f32(
             k,
             dst.as_mut_ptr(),
             1,
-            n as isize,
+            dst_rs as isize,
             false,
             lhs.as_ptr(),
             lhs_cs,
@@ -67,8 +75,9 @@ fn gemm_f32(
 /// Gradients of `sum(g ⊙ attention(q, k, v, bias, scale))` wrt q, k and v.
 ///
 /// Shapes: q `[B, H, T, d]`, k `[B, H, S, d]`, v `[B, H, S, dv]`, g `[B, H, T, dv]`, bias
-/// broadcastable to `[B, H, T, S]` along its two leading dims. Returns `(∂q, ∂k, ∂v)`, or `None`
-/// when this kernel does not cover the case (not f32, or grouped heads).
+/// broadcastable to `[B, H, T, S]` along its two leading dims. `causal` masks key `j` for query
+/// `i` when `j > i + S − T` (burn's `is_causal`). Returns `(∂q, ∂k, ∂v)`, or `None` when this
+/// kernel does not cover the case (not f32, or grouped heads).
 pub fn attention_backward(
     query: FlexTensor,
     key: FlexTensor,
@@ -76,6 +85,7 @@ pub fn attention_backward(
     attn_bias: Option<FlexTensor>,
     grad: FlexTensor,
     scale: f64,
+    causal: bool,
 ) -> Option<(FlexTensor, FlexTensor, FlexTensor)> {
     let all_f32 = [&query, &key, &value, &grad]
         .iter()
@@ -109,15 +119,16 @@ pub fn attention_backward(
     let key = key.to_contiguous();
     let value = value.to_contiguous();
     let grad = grad.to_contiguous();
-    let bias = attn_bias
-        .map(|b| broadcast_attn_mask_bias(b, [batch, heads, seq_q, seq_kv], "bias"));
+    let bias =
+        attn_bias.map(|b| broadcast_attn_mask_bias(b, [batch, heads, seq_q, seq_kv], "bias"));
     let q_all: &[f32] = query.storage();
     let k_all: &[f32] = key.storage();
     let v_all: &[f32] = value.storage();
     let g_all: &[f32] = grad.storage();
     let bias_all: Option<&[f32]> = bias.as_ref().map(|b| b.tensor.storage());
-    let (bias_batch_step, bias_head_step) =
-        bias.as_ref().map_or((0, 0), |b| (b.batch_step, b.head_step));
+    let (bias_batch_step, bias_head_step) = bias
+        .as_ref()
+        .map_or((0, 0), |b| (b.batch_step, b.head_step));
 
     let (q_len, k_len, v_len) = (seq_q * head_dim, seq_kv * head_dim, seq_kv * val_dim);
     let g_len = seq_q * val_dim;
@@ -128,56 +139,120 @@ pub fn attention_backward(
     let mut grad_v = vec![0f32; pairs * v_len];
     let scale = scale as f32;
     let (t, s_len, d, dv) = (seq_q, seq_kv, head_dim, val_dim);
+    let offset = causal.then_some(seq_kv as isize - seq_q as isize);
 
-    let run_pair = |scratch: &mut (Vec<f32>, Vec<f32>),
-                    (pair, ((dq, dk), dvv)): (usize, ((&mut [f32], &mut [f32]), &mut [f32]))| {
-        let (p, dp) = scratch;
-        let q = &q_all[pair * q_len..][..q_len];
-        let k = &k_all[pair * k_len..][..k_len];
-        let v = &v_all[pair * v_len..][..v_len];
-        let g = &g_all[pair * g_len..][..g_len];
-        let (b, h) = (pair / heads, pair % heads);
-        let bias = bias_all.map(|all| &all[b * bias_batch_step + h * bias_head_step..][..tile]);
+    let run_pair =
+        |scratch: &mut (Vec<f32>, Vec<f32>),
+         (pair, ((dq, dk), dvv)): (usize, ((&mut [f32], &mut [f32]), &mut [f32]))| {
+            let (p, dp) = scratch;
+            let q = &q_all[pair * q_len..][..q_len];
+            let k = &k_all[pair * k_len..][..k_len];
+            let v = &v_all[pair * v_len..][..v_len];
+            let g = &g_all[pair * g_len..][..g_len];
+            let (b, h) = (pair / heads, pair % heads);
+            let bias = bias_all.map(|all| &all[b * bias_batch_step + h * bias_head_step..][..tile]);
 
-        // P = softmax(q kᵀ · scale + bias), row by row. (kᵀ[c, j] = k[j, c].)
-        gemm_f32(t, s_len, d, p, (q, 1, d as isize), (k, d as isize, 1));
-        for (i, row) in p.chunks_exact_mut(s_len).enumerate() {
-            match bias {
-                Some(bias) => {
-                    for (x, &bv) in row.iter_mut().zip(&bias[i * s_len..][..s_len]) {
-                        *x = *x * scale + bv;
+            let (si, di, dvi) = (s_len as isize, d as isize, dv as isize);
+            // Row blocks: P = softmax(q kᵀ · scale + bias) (recomputed), ∂P = g vᵀ,
+            // ∂S = P ⊙ (∂P − Σ_s P ⊙ ∂P) · scale (over ∂P), ∂q = ∂S k. Rows r0..r1 see keys
+            // 0..cols; the columns past `cols` are zeroed so the key blocks below may read them.
+            for (r0, r1, cols) in causal_row_blocks(t, s_len, offset) {
+                let rows = r1 - r0;
+                let (p_rows, dp_rows) = (
+                    &mut p[r0 * s_len..r1 * s_len],
+                    &mut dp[r0 * s_len..r1 * s_len],
+                );
+                // (kᵀ[c, j] = k[j, c], vᵀ likewise.)
+                gemm_f32(
+                    rows,
+                    cols,
+                    d,
+                    (p_rows, s_len),
+                    (&q[r0 * d..], 1, di),
+                    (k, di, 1),
+                );
+                gemm_f32(
+                    rows,
+                    cols,
+                    dv,
+                    (dp_rows, s_len),
+                    (&g[r0 * dv..], 1, dvi),
+                    (v, dvi, 1),
+                );
+                for (i, (p_row, dp_row)) in p_rows
+                    .chunks_exact_mut(s_len)
+                    .zip(dp_rows.chunks_exact_mut(s_len))
+                    .enumerate()
+                {
+                    let qi = r0 + i;
+                    // Keys this row may see: all of them, or those up to `qi + offset`.
+                    let seen = offset.map_or(cols, |o| {
+                        (qi as isize + o + 1).clamp(0, cols as isize) as usize
+                    });
+                    p_row[seen..].fill(0.0);
+                    dp_row[seen..].fill(0.0);
+                    let (p_row, dp_row) = (&mut p_row[..seen], &mut dp_row[..seen]);
+                    match bias {
+                        Some(bias) => {
+                            for (x, &bv) in p_row.iter_mut().zip(&bias[qi * s_len..][..seen]) {
+                                *x = *x * scale + bv;
+                            }
+                        }
+                        None => p_row.iter_mut().for_each(|x| *x *= scale),
+                    }
+                    let max = p_row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                    if max == f32::NEG_INFINITY {
+                        // A fully masked row attends to nothing.
+                        p_row.fill(0.0);
+                        dp_row.fill(0.0);
+                        continue;
+                    }
+                    let mut sum = 0f32;
+                    for x in p_row.iter_mut() {
+                        *x = crate::ops::unary::exp_f32(*x - max);
+                        sum += *x;
+                    }
+                    let inv = 1.0 / sum;
+                    p_row.iter_mut().for_each(|x| *x *= inv);
+                    let dot: f32 = p_row.iter().zip(dp_row.iter()).map(|(a, b)| a * b).sum();
+                    for (x, &pv) in dp_row.iter_mut().zip(p_row.iter()) {
+                        *x = pv * (*x - dot) * scale;
                     }
                 }
-                None => row.iter_mut().for_each(|x| *x *= scale),
+                if cols > 0 {
+                    gemm_f32(
+                        rows,
+                        d,
+                        cols,
+                        (&mut dq[r0 * d..], d),
+                        (&dp[r0 * s_len..], 1, si),
+                        (k, 1, di),
+                    );
+                }
             }
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            if max == f32::NEG_INFINITY {
-                row.fill(0.0); // a fully masked row attends to nothing
-                continue;
+            // Key blocks: ∂v = Pᵀ g and ∂k = ∂Sᵀ q, over the queries that see the block (Pᵀ[j, i] =
+            // P[i, j]); the rows above `first` are masked for every key of the block.
+            for (c0, c1, first) in causal_key_blocks(t, s_len, offset) {
+                let (cols, rows) = (c1 - c0, t - first);
+                let at = first * s_len + c0;
+                gemm_f32(
+                    cols,
+                    dv,
+                    rows,
+                    (&mut dvv[c0 * dv..], dv),
+                    (&p[at..], si, 1),
+                    (&g[first * dv..], 1, dvi),
+                );
+                gemm_f32(
+                    cols,
+                    d,
+                    rows,
+                    (&mut dk[c0 * d..], d),
+                    (&dp[at..], si, 1),
+                    (&q[first * d..], 1, di),
+                );
             }
-            let mut sum = 0f32;
-            for x in row.iter_mut() {
-                *x = crate::ops::unary::exp_f32(*x - max);
-                sum += *x;
-            }
-            let inv = 1.0 / sum;
-            row.iter_mut().for_each(|x| *x *= inv);
-        }
-        // ∂v = Pᵀ g   (Pᵀ[j, i] = P[i, j])
-        gemm_f32(s_len, dv, t, dvv, (p, s_len as isize, 1), (g, 1, dv as isize));
-        // ∂P = g vᵀ
-        gemm_f32(t, s_len, dv, dp, (g, 1, dv as isize), (v, dv as isize, 1));
-        // ∂S = P ⊙ (∂P − Σ_s P ⊙ ∂P) · scale, over ∂P
-        for (p_row, dp_row) in p.chunks_exact(s_len).zip(dp.chunks_exact_mut(s_len)) {
-            let dot: f32 = p_row.iter().zip(dp_row.iter()).map(|(a, b)| a * b).sum();
-            for (x, &pv) in dp_row.iter_mut().zip(p_row) {
-                *x = pv * (*x - dot) * scale;
-            }
-        }
-        // ∂q = ∂S k ; ∂k = ∂Sᵀ q
-        gemm_f32(t, d, s_len, dq, (dp, 1, s_len as isize), (k, 1, d as isize));
-        gemm_f32(s_len, d, t, dk, (dp, s_len as isize, 1), (q, 1, d as isize));
-    };
+        };
 
     let new_scratch = || (vec![0f32; tile], vec![0f32; tile]);
     #[cfg(feature = "rayon")]
@@ -215,4 +290,27 @@ pub fn attention_backward(
         tensor(grad_k, [seq_kv, head_dim]),
         tensor(grad_v, [seq_kv, val_dim]),
     ))
+}
+
+/// The key blocks `(c0, c1, first)` of a `[T, S]` score matrix with the first query row that
+/// sees any key of `c0..c1` (row `i` sees key `j` when `j ≤ i + offset`): blocks of
+/// [`CAUSAL_ROW_BLOCK`] keys under a causal mask, one block `(0, S, 0)` without. Blocks no
+/// query sees are left out (their gradients stay zero).
+fn causal_key_blocks(
+    seq_q: usize,
+    seq_kv: usize,
+    causal_offset: Option<isize>,
+) -> impl Iterator<Item = (usize, usize, usize)> {
+    let block = match causal_offset {
+        Some(_) => CAUSAL_ROW_BLOCK,
+        None => seq_kv.max(1),
+    };
+    (0..seq_kv)
+        .step_by(block)
+        .map(move |c0| {
+            let c1 = (c0 + block).min(seq_kv);
+            let first = causal_offset.map_or(0, |o| (c0 as isize - o).max(0) as usize);
+            (c0, c1, first)
+        })
+        .filter(move |&(_, _, first)| first < seq_q)
 }
