@@ -3,8 +3,8 @@
 use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::Tensor;
-use burn::tensor::activation::silu;
 
+use crate::fused::swiglu;
 use crate::lora;
 
 /// `down(silu(gate(x)) · up(x))`, applied to all positions as one `[B·T, H]` matrix (see
@@ -28,12 +28,9 @@ impl Mlp {
         let [batch, seq, width] = x.dims();
         let rows = x.reshape([batch * seq, width]);
         let p = self.lora_dropout;
-        let gate = silu(lora::forward(&self.gate_proj, rows.clone(), p));
-        let out = lora::forward(
-            &self.down_proj,
-            gate * lora::forward(&self.up_proj, rows, p),
-            p,
-        );
+        let gate = lora::forward(&self.gate_proj, rows.clone(), p);
+        let up = lora::forward(&self.up_proj, rows, p);
+        let out = lora::forward(&self.down_proj, swiglu(gate, up), p);
         out.reshape([batch, seq, width])
     }
 }

@@ -9,6 +9,7 @@ use burn::tensor::{Device, Int, Tensor};
 use crate::attention::{Attention, LayerCache};
 use crate::config::LlamaConfig;
 use crate::error::Result;
+use crate::fused::rms_norm;
 use crate::lora::LoraConfig;
 use crate::mlp::Mlp;
 use crate::rope::{RopeTables, rope_tables};
@@ -45,7 +46,7 @@ impl DecoderLayer {
         cache: Option<&mut LayerCache>,
     ) -> Tensor<3> {
         let h = self.self_attn.forward(
-            self.input_layernorm.forward(x.clone()),
+            rms_norm(&self.input_layernorm, x.clone()),
             rope,
             mask_bias,
             cache,
@@ -53,7 +54,7 @@ impl DecoderLayer {
         let x = x + h;
         let h = self
             .mlp
-            .forward(self.post_attention_layernorm.forward(x.clone()));
+            .forward(rms_norm(&self.post_attention_layernorm, x.clone()));
         x + h
     }
 }
@@ -160,14 +161,14 @@ impl LlamaForCausalLM {
                 lora_dropout: 0.0,
             };
             layers.push(DecoderLayer {
-                input_layernorm: rms_norm(
+                input_layernorm: load_rms_norm(
                     source,
                     &format!("{p}.input_layernorm"),
                     h,
                     c.rms_norm_eps,
                 )?,
                 self_attn,
-                post_attention_layernorm: rms_norm(
+                post_attention_layernorm: load_rms_norm(
                     source,
                     &format!("{p}.post_attention_layernorm"),
                     h,
@@ -176,7 +177,7 @@ impl LlamaForCausalLM {
                 mlp,
             });
         }
-        let norm = rms_norm(source, "model.norm", h, c.rms_norm_eps)?;
+        let norm = load_rms_norm(source, "model.norm", h, c.rms_norm_eps)?;
         let lm_head = if c.tie_word_embeddings {
             None
         } else {
@@ -230,7 +231,7 @@ impl LlamaForCausalLM {
             let layer_cache = cache.as_mut().map(|c| &mut c.layers[index]);
             x = layer.forward(x, &rope, mask_bias.clone(), layer_cache);
         }
-        self.norm.forward(x)
+        rms_norm(&self.norm, x)
     }
 
     /// The output head as a `[H, V]` matrix: `logits = hidden · head_weight`.
@@ -303,7 +304,12 @@ fn linear(
     })
 }
 
-fn rms_norm(source: &mut impl WeightSource, name: &str, dim: usize, eps: f64) -> Result<RmsNorm> {
+fn load_rms_norm(
+    source: &mut impl WeightSource,
+    name: &str,
+    dim: usize,
+    eps: f64,
+) -> Result<RmsNorm> {
     Ok(RmsNorm {
         gamma: Param::from_tensor(source.tensor(&format!("{name}.weight"), [dim])?),
         epsilon: eps,

@@ -357,3 +357,88 @@ fn scalar_ops_match_a_scalar_loop_in_place_and_shared() {
         "the shared input is untouched"
     );
 }
+
+/// The fused SwiGLU and RMSNorm (`orpo_model::fused`, one tracked op each on flex) give the
+/// values and gradients of the tensor-op compositions they replace, with and without autodiff,
+/// for contiguous operands and for a transposed view.
+#[test]
+fn fused_swiglu_and_rms_norm_match_the_tensor_ops() {
+    use burn::module::Param;
+    use burn::nn::{RmsNorm, RmsNormConfig};
+    use burn::tensor::activation::silu;
+    use orpo_model::fused::{rms_norm, swiglu};
+
+    let read = |x: Tensor<3>| x.into_data().try_to_vec::<f32>().unwrap();
+    // ∂γ sums 210 rows, in f32 on the tensor path and in f64 in the fused kernel.
+    let close = |what: &str, a: &[f32], b: &[f32]| {
+        assert_eq!(a.len(), b.len(), "{what}");
+        let tolerance = if what.starts_with("∂γ") {
+            2e-5
+        } else {
+            2e-6
+        };
+        for (k, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= tolerance * (1.0 + y.abs()),
+                "{what} at {k}: {x} vs {y}"
+            );
+        }
+        assert!(a.iter().any(|x| x.abs() > 1e-3), "{what} is not trivial");
+    };
+    let shape = [3, 70, 40];
+    let n: usize = shape.iter().product();
+    for tracked in [false, true] {
+        let device = match tracked {
+            false => Device::default(),
+            true => Device::default().autodiff(),
+        };
+        for transposed in [false, true] {
+            let leaf = |seed: u32, scale: f32| {
+                let values = values(n, seed).iter().map(|x| x * scale).collect();
+                let x = Tensor::<3>::from_data(TensorData::new(values, shape), &device);
+                // A transposed view of a [3, 40, 70] tensor, same values where it matters.
+                let x = match transposed {
+                    false => x,
+                    true => x.reshape([3, 40, 70]).swap_dims(1, 2),
+                };
+                if tracked { x.require_grad() } else { x }
+            };
+            let weights = Tensor::<3>::from_data(
+                TensorData::new(values(3 * 70 * 40, 9), [3, 70, 40]),
+                &device,
+            );
+            let gamma: Vec<f32> = values(40, 5).iter().map(|w| 1.0 + w / 20.0).collect();
+            let norm = RmsNorm {
+                gamma: Param::from_tensor(Tensor::from_data(TensorData::new(gamma, [40]), &device)),
+                ..RmsNormConfig::new(40).with_epsilon(1e-5).init(&device)
+            };
+            let mut outputs = Vec::new();
+            for fused in [true, false] {
+                let (gate, up, x) = (leaf(1, 0.5), leaf(2, 0.3), leaf(3, 0.2));
+                let (h, y) = match fused {
+                    true => (swiglu(gate.clone(), up.clone()), rms_norm(&norm, x.clone())),
+                    false => (silu(gate.clone()) * up.clone(), norm.forward(x.clone())),
+                };
+                let mut got = vec![read(h.clone().inner()), read(y.clone().inner())];
+                if tracked {
+                    let loss = (h * weights.clone()).sum() + (y * weights.clone()).sum();
+                    let grads = loss.backward();
+                    for t in [&gate, &up, &x] {
+                        got.push(read(t.grad(&grads).unwrap()));
+                    }
+                    let gamma_grad = norm.gamma.val().grad(&grads).unwrap();
+                    got.push(gamma_grad.into_data().try_to_vec::<f32>().unwrap());
+                }
+                outputs.push(got);
+            }
+            let names = ["swiglu", "rms_norm", "∂gate", "∂up", "∂x", "∂γ"];
+            for (name, (a, b)) in names.iter().zip(outputs[0].iter().zip(&outputs[1])) {
+                close(
+                    &format!("{name} (autodiff {tracked}, transposed {transposed})"),
+                    a,
+                    b,
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! Fused forms of the decoder's element-wise blocks: SwiGLU `silu(gate) ⊙ up` and RMSNorm.
+//!
+//! Built from tensor ops, autodiff keeps every intermediate of these blocks for backward and
+//! backward makes one pass per op: SwiGLU keeps four `[rows, I]` tensors per layer (gate, its
+//! sigmoid, its silu, up) and backward makes about eight passes; RMSNorm keeps its input and
+//! the normalised input and makes about six. As single tracked ops they keep their inputs only
+//! and run forward and backward in one pass each (two for RMSNorm's backward, which reduces the
+//! weight's gradient over rows):
+//!
+//! ```text
+//! swiglu:   s = σ(gate)                ∂up = g ⊙ gate ⊙ s     ∂gate = g ⊙ up ⊙ s ⊙ (1 + gate ⊙ (1 − s))
+//! rms_norm: r = (mean(x²) + ε)^-½      y = γ ⊙ x·r            ∂x = r·(g ⊙ γ) − x·r³·mean(g ⊙ γ ⊙ x)
+//!                                                             ∂γ = Σ_rows g ⊙ x·r
+//! ```
+//!
+//! They are a burn backend extension implemented for the `flex` CPU backend, with and without
+//! autodiff (this crate's `flex` feature, on by default). The functions here take them for f32
+//! tensors on a flex device and compose tensor ops everywhere else, so the other backends and
+//! dtypes compute exactly what they did before.
+
+#[cfg(feature = "flex")]
+mod flex;
+
+use burn::nn::RmsNorm;
+use burn::tensor::activation::silu;
+use burn::tensor::{DType, Tensor};
+
+/// `silu(gate) ⊙ up` for `gate`, `up` of the same shape.
+pub fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    if fusable(&[&gate, &up]) && gate.dims() == up.dims() {
+        return flex::swiglu(gate, up);
+    }
+    silu(gate) * up
+}
+
+/// `norm.forward(x)`: `x / √(mean(x²) + ε) ⊙ γ` over the last axis of `x` `[.., H]`.
+pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(feature = "flex")]
+    {
+        let gamma = norm.gamma.val();
+        if fusable(&[&x]) && gamma.dtype() == DType::F32 {
+            return flex::rms_norm(x, gamma, norm.epsilon);
+        }
+    }
+    norm.forward(x)
+}
+
+/// Whether every tensor is f32 on the flex backend (with or without autodiff).
+#[cfg(feature = "flex")]
+fn fusable<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.dtype() == DType::F32 && t.device().inner() == burn::tensor::Device::flex())
+}

@@ -1,0 +1,271 @@
+//! The fused ops on flex: a burn backend extension ([`FusedOps`]) with host kernels for flex
+//! tensors and tracked ops for autodiff over flex. f32 only: the callers in `super` check.
+
+use std::borrow::Cow;
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::{DType, Tensor, TensorData};
+use rayon::prelude::*;
+
+/// `silu(gate) ⊙ up` through burn's dispatch.
+pub(super) fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+    let out = <Dispatch as FusedOps>::swiglu(gate.into_dispatch(), up.into_dispatch());
+    Tensor::from_dispatch(out)
+}
+
+/// RMSNorm of `x` `[.., H]` with weight `gamma` `[H]` through burn's dispatch.
+pub(super) fn rms_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, epsilon: f64) -> Tensor<D> {
+    let out = <Dispatch as FusedOps>::rms_norm(x.into_dispatch(), gamma.into_dispatch(), epsilon);
+    Tensor::from_dispatch(out)
+}
+
+/// The fused ops, routed by burn's dispatch to flex and to autodiff over flex.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedOps: Backend {
+    /// `silu(gate) ⊙ up`; f32 operands of the same shape.
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `γ ⊙ x / √(mean(x²) + ε)` over the last axis; f32 `x` `[.., H]` and `gamma` `[H]`.
+    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self>;
+}
+
+impl FusedOps for Flex {
+    fn swiglu(gate: FlexTensor, up: FlexTensor) -> FlexTensor {
+        let (g, u) = (f32_values(&gate), f32_values(&up));
+        let mut out = vec![0f32; g.len()];
+        out.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
+            .for_each(|(out, (g, u))| {
+                for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
+                    *o = g * sigmoid(g) * u;
+                }
+            });
+        tensor_like(&gate, out)
+    }
+
+    fn rms_norm(x: FlexTensor, gamma: FlexTensor, epsilon: f64) -> FlexTensor {
+        let (xs, gamma_values) = (f32_values(&x), f32_values(&gamma));
+        let width = gamma_values.len();
+        let mut out = vec![0f32; xs.len()];
+        out.par_chunks_mut(width * ROWS)
+            .zip(xs.par_chunks(width * ROWS))
+            .for_each(|(out, xs)| {
+                for (out, x) in out.chunks_exact_mut(width).zip(xs.chunks_exact(width)) {
+                    let r = inverse_rms(x, epsilon);
+                    for ((o, &x), &w) in out.iter_mut().zip(x).zip(gamma_values.iter()) {
+                        *o = w * (x * r);
+                    }
+                }
+            });
+        tensor_like(&x, out)
+    }
+}
+
+/// Elements per rayon task of the element-wise kernels (64 KiB of f32 per operand).
+const CHUNK: usize = 16 * 1024;
+/// Rows per rayon task of the RMSNorm kernels.
+const ROWS: usize = 32;
+
+/// Logistic sigmoid without overflow, as flex's own `sigmoid`.
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// `1 / √(mean(x²) + ε)` of one row, the sum in f64.
+#[inline]
+fn inverse_rms(x: &[f32], epsilon: f64) -> f32 {
+    let sum: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    (1.0 / (sum / x.len() as f64 + epsilon).sqrt()) as f32
+}
+
+/// The values of an f32 tensor in row-major order (a copy only for a strided view).
+fn f32_values(t: &FlexTensor) -> Cow<'_, [f32]> {
+    assert_eq!(t.dtype(), DType::F32, "fused ops take f32 tensors");
+    match t.as_slice::<f32>() {
+        Some(values) => Cow::Borrowed(values),
+        None => Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
+    }
+}
+
+/// A contiguous f32 tensor of `like`'s shape holding `values`.
+fn tensor_like(like: &FlexTensor, values: Vec<f32>) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, like.layout().shape().clone()))
+}
+
+/// `(∂gate, ∂up)` of `Σ grad ⊙ swiglu(gate, up)`, one pass.
+fn swiglu_backward(
+    gate: &FlexTensor,
+    up: &FlexTensor,
+    grad: &FlexTensor,
+) -> (FlexTensor, FlexTensor) {
+    let (g, u, dy) = (f32_values(gate), f32_values(up), f32_values(grad));
+    let mut grad_gate = vec![0f32; g.len()];
+    let mut grad_up = vec![0f32; g.len()];
+    grad_gate
+        .par_chunks_mut(CHUNK)
+        .zip(grad_up.par_chunks_mut(CHUNK))
+        .zip(
+            g.par_chunks(CHUNK)
+                .zip(u.par_chunks(CHUNK))
+                .zip(dy.par_chunks(CHUNK)),
+        )
+        .for_each(|((dg, du), ((g, u), dy))| {
+            for i in 0..dg.len() {
+                let s = sigmoid(g[i]);
+                du[i] = dy[i] * (g[i] * s);
+                dg[i] = dy[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
+            }
+        });
+    (tensor_like(gate, grad_gate), tensor_like(up, grad_up))
+}
+
+/// `(∂x, ∂γ)` of `Σ grad ⊙ rms_norm(x, γ)`: ∂x row by row, ∂γ summed over rows in f64.
+fn rms_norm_backward(
+    x: &FlexTensor,
+    gamma: &FlexTensor,
+    grad: &FlexTensor,
+    epsilon: f64,
+) -> (FlexTensor, FlexTensor) {
+    let (xs, gamma_values, dy) = (f32_values(x), f32_values(gamma), f32_values(grad));
+    let width = gamma_values.len();
+    let mut grad_x = vec![0f32; xs.len()];
+    let grad_gamma = grad_x
+        .par_chunks_mut(width * ROWS)
+        .zip(xs.par_chunks(width * ROWS).zip(dy.par_chunks(width * ROWS)))
+        .map(|(dx, (xs, dy))| {
+            let mut grad_gamma = vec![0f64; width];
+            let rows = dx
+                .chunks_exact_mut(width)
+                .zip(xs.chunks_exact(width).zip(dy.chunks_exact(width)));
+            for (dx, (x, dy)) in rows {
+                let r = inverse_rms(x, epsilon);
+                // mean(g ⊙ γ ⊙ x), then ∂x = r·(g ⊙ γ) − x·r³·mean.
+                let dot: f64 = dy
+                    .iter()
+                    .zip(gamma_values.iter())
+                    .zip(x)
+                    .map(|((&g, &w), &x)| f64::from(g * w) * f64::from(x))
+                    .sum();
+                let c = (dot / width as f64) as f32 * r * r * r;
+                for (i, dx) in dx.iter_mut().enumerate() {
+                    *dx = r * (dy[i] * gamma_values[i]) - x[i] * c;
+                    grad_gamma[i] += f64::from(dy[i] * (x[i] * r));
+                }
+            }
+            grad_gamma
+        })
+        .reduce(
+            || vec![0f64; width],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    let grad_gamma: Vec<f32> = grad_gamma.into_iter().map(|g| g as f32).collect();
+    (tensor_like(x, grad_x), tensor_like(gamma, grad_gamma))
+}
+
+/// Tracked ops: each keeps its inputs and runs its backward kernel.
+impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
+    fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Swiglu;
+
+        impl Backward<Flex, 2> for Swiglu {
+            /// The checkpointed gate and up.
+            type State = (NodeId, NodeId);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_gate, node_up] = ops.parents;
+                let grad = grads.consume::<Flex>(&ops.node);
+                let gate: FlexTensor = checkpointer.retrieve_node_output(ops.state.0);
+                let up: FlexTensor = checkpointer.retrieve_node_output(ops.state.1);
+                let (grad_gate, grad_up) = swiglu_backward(&gate, &up, &grad);
+                for (node, grad) in [(node_gate, grad_gate), (node_up, grad_up)] {
+                    if let Some(node) = node {
+                        grads.register::<Flex>(node.id, grad);
+                    }
+                }
+            }
+        }
+
+        match Swiglu
+            .prepare::<C>([gate.node(), up.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&gate), prep.checkpoint(&up));
+                let output = Flex::swiglu(gate.primitive().clone(), up.primitive().clone());
+                prep.finish(state, output)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::swiglu(gate.into_primitive(), up.into_primitive()))
+            }
+        }
+    }
+
+    fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct RmsNorm;
+
+        impl Backward<Flex, 2> for RmsNorm {
+            /// The checkpointed x and γ, and ε.
+            type State = (NodeId, NodeId, f64);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_gamma] = ops.parents;
+                let grad = grads.consume::<Flex>(&ops.node);
+                let (x_state, gamma_state, epsilon) = ops.state;
+                let x: FlexTensor = checkpointer.retrieve_node_output(x_state);
+                let gamma: FlexTensor = checkpointer.retrieve_node_output(gamma_state);
+                let (grad_x, grad_gamma) = rms_norm_backward(&x, &gamma, &grad, epsilon);
+                for (node, grad) in [(node_x, grad_x), (node_gamma, grad_gamma)] {
+                    if let Some(node) = node {
+                        grads.register::<Flex>(node.id, grad);
+                    }
+                }
+            }
+        }
+
+        match RmsNorm
+            .prepare::<C>([x.node(), gamma.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let state = (prep.checkpoint(&x), prep.checkpoint(&gamma), epsilon);
+                let output =
+                    Flex::rms_norm(x.primitive().clone(), gamma.primitive().clone(), epsilon);
+                prep.finish(state, output)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Flex::rms_norm(
+                x.into_primitive(),
+                gamma.into_primitive(),
+                epsilon,
+            )),
+        }
+    }
+}
