@@ -4,7 +4,7 @@
 //! Built only with `--features wgpu` (and `cpu`). CI runs it on lavapipe, Mesa's software Vulkan
 //! driver (`.ci/run`):
 //!
-//!     cargo test --release -p orpo-cli --no-default-features --features cpu,wgpu --test backends
+//!     cargo test -p orpo-cli --no-default-features --features cpu,wgpu --test backends
 //!
 //! The first test loads its model from a fixture; the second initialises a fresh one from a
 //! config, which `orpo train` draws on the CPU backend and moves to the device, so both backends
