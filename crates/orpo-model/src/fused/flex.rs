@@ -41,11 +41,7 @@ impl FusedOps for Flex {
         let mut out = vec![0f32; g.len()];
         out.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)))
-            .for_each(|(out, (g, u))| {
-                for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
-                    *o = g * sigmoid(g) * u;
-                }
-            });
+            .for_each(|(out, (g, u))| orpo_kernels::swiglu(out, g, u));
         tensor_like(&gate, out)
     }
 
@@ -71,17 +67,6 @@ impl FusedOps for Flex {
 const CHUNK: usize = 16 * 1024;
 /// Rows per rayon task of the RMSNorm kernels.
 const ROWS: usize = 32;
-
-/// Logistic sigmoid without overflow, as flex's own `sigmoid`.
-#[inline]
-fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
 
 /// `1 / √(mean(x²) + ε)` of one row, the sum in f64.
 #[inline]
@@ -121,13 +106,7 @@ fn swiglu_backward(
                 .zip(u.par_chunks(CHUNK))
                 .zip(dy.par_chunks(CHUNK)),
         )
-        .for_each(|((dg, du), ((g, u), dy))| {
-            for i in 0..dg.len() {
-                let s = sigmoid(g[i]);
-                du[i] = dy[i] * (g[i] * s);
-                dg[i] = dy[i] * u[i] * s * (1.0 + g[i] * (1.0 - s));
-            }
-        });
+        .for_each(|((dg, du), ((g, u), dy))| orpo_kernels::swiglu_backward(dg, du, g, u, dy));
     (tensor_like(gate, grad_gate), tensor_like(up, grad_up))
 }
 

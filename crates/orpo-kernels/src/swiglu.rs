@@ -1,0 +1,69 @@
+//! SwiGLU `silu(gate) ⊙ up` and its gradients, element-wise over slices.
+
+use crate::{dispatch, sigmoid_approx};
+
+dispatch! {
+    /// `out = gate · σ(gate) · up`; all slices of one length.
+    pub fn swiglu(out: &mut [f32], gate: &[f32], up: &[f32]) -> () {
+        assert!(gate.len() == out.len() && up.len() == out.len(), "swiglu: lengths differ");
+        for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+            *o = g * sigmoid_approx(g) * u;
+        }
+    }
+}
+
+dispatch! {
+    /// The gradients of `Σ grad ⊙ swiglu(gate, up)`, with `s = σ(gate)`:
+    /// `grad_up = grad · gate · s`, `grad_gate = grad · up · s · (1 + gate · (1 − s))`.
+    pub fn swiglu_backward(
+        grad_gate: &mut [f32],
+        grad_up: &mut [f32],
+        gate: &[f32],
+        up: &[f32],
+        grad: &[f32],
+    ) -> () {
+        let n = grad.len();
+        assert!(
+            [grad_gate.len(), grad_up.len(), gate.len(), up.len()] == [n; 4],
+            "swiglu_backward: lengths differ"
+        );
+        for i in 0..n {
+            let (g, s) = (gate[i], sigmoid_approx(gate[i]));
+            grad_up[i] = grad[i] * (g * s);
+            grad_gate[i] = grad[i] * up[i] * s * (1.0 + g * (1.0 - s));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swiglu_and_its_gradients_match_f64() {
+        let n = 1000;
+        let gate: Vec<f32> = (0..n).map(|i| (i as f32 - 500.0) / 40.0).collect();
+        let up: Vec<f32> = (0..n)
+            .map(|i| ((i * 31) % 97) as f32 / 20.0 - 2.0)
+            .collect();
+        let grad: Vec<f32> = (0..n)
+            .map(|i| ((i * 17) % 89) as f32 / 30.0 - 1.5)
+            .collect();
+        let mut out = vec![0f32; n];
+        swiglu(&mut out, &gate, &up);
+        let (mut dg, mut du) = (vec![0f32; n], vec![0f32; n]);
+        swiglu_backward(&mut dg, &mut du, &gate, &up, &grad);
+        for i in 0..n {
+            let (g, u, dy) = (f64::from(gate[i]), f64::from(up[i]), f64::from(grad[i]));
+            let s = 1.0 / (1.0 + (-g).exp());
+            let close =
+                |got: f32, exact: f64| (f64::from(got) - exact).abs() <= 1e-6 * (1.0 + exact.abs());
+            assert!(close(out[i], g * s * u), "swiglu at {i}");
+            assert!(close(du[i], dy * g * s), "∂up at {i}");
+            assert!(
+                close(dg[i], dy * u * s * (1.0 + g * (1.0 - s))),
+                "∂gate at {i}"
+            );
+        }
+    }
+}
