@@ -426,6 +426,32 @@ pub(crate) trait FlashGemm: Float + Pod + Copy + core::ops::AddAssign + Send + S
     /// `e^self`; f32 short-cuts underflow (orpo-rs patch: masked scores, `-1e9 − max`, took
     /// libm's errno slow path, as in the unary `exp`).
     fn exp_fast(self) -> Self;
+
+    /// orpo-rs patch: one row of attention weights for an additive bias (no softcap, no bool
+    /// mask): `row[..seen]` ← softmax of `row · scale + bias`, `row[seen..]` ← 0, a fully
+    /// masked row ← 0. Vectorised for f32 (`attention_rows`).
+    fn softmax_row(row: &mut [Self], bias: Option<&[Self]>, scale: Self, seen: usize);
+}
+
+/// orpo-rs patch: [`FlashGemm::softmax_row`] as a scalar loop (the f64 case).
+fn softmax_row_scalar<T: FlashGemm>(row: &mut [T], bias: Option<&[T]>, scale: T, seen: usize) {
+    let (row, rest) = row.split_at_mut(seen);
+    rest.fill(T::zero());
+    for (j, x) in row.iter_mut().enumerate() {
+        *x = *x * scale + bias.map_or(T::zero(), |b| b[j]);
+    }
+    let max = row.iter().copied().fold(T::neg_infinity(), T::max);
+    if max == T::neg_infinity() {
+        row.fill(T::zero());
+        return;
+    }
+    let mut sum = T::zero();
+    for x in row.iter_mut() {
+        *x = (*x - max).exp_fast();
+        sum += *x;
+    }
+    let inv = T::one() / sum;
+    row.iter_mut().for_each(|x| *x = *x * inv);
 }
 
 /// Arguments for a block matrix multiply: dst = alpha * dst + beta * (lhs @ rhs).
@@ -448,11 +474,15 @@ pub(crate) struct BlockGemmArgs<T> {
 }
 
 macro_rules! impl_flash_gemm {
-    ($ty:ty, $exp:path) => {
+    ($ty:ty, $exp:path, $softmax_row:path) => {
         impl FlashGemm for $ty {
             #[inline]
             fn exp_fast(self) -> Self {
                 $exp(self)
+            }
+
+            fn softmax_row(row: &mut [Self], bias: Option<&[Self]>, scale: Self, seen: usize) {
+                $softmax_row(row, bias, scale, seen)
             }
 
             unsafe fn block_gemm(a: BlockGemmArgs<Self>) {
@@ -484,8 +514,12 @@ macro_rules! impl_flash_gemm {
     };
 }
 
-impl_flash_gemm!(f32, crate::ops::unary::exp_f32);
-impl_flash_gemm!(f64, f64::exp);
+impl_flash_gemm!(
+    f32,
+    crate::ops::unary::exp_f32,
+    crate::ops::attention_rows::softmax_row_f32
+);
+impl_flash_gemm!(f64, f64::exp, softmax_row_scalar);
 
 /// Scratch buffers reused across heads within a Rayon job or the serial loop.
 struct ScratchBuffers<T> {
@@ -977,6 +1011,16 @@ fn naive_attention_head<T: FlashGemm>(
 
         for qi in r0..r1 {
             let row = &mut scores[qi * seq_kv..qi * seq_kv + cols];
+
+            if softcap.is_none() && mask.is_none() {
+                // The common case in one vectorised pass per step (orpo-rs patch).
+                let seen = causal_offset.map_or(cols, |offset| {
+                    (qi as isize + offset + 1).clamp(0, cols as isize) as usize
+                });
+                let bias_row = bias.map(|b| &b[qi * seq_kv..qi * seq_kv + cols]);
+                T::softmax_row(row, bias_row, scale, seen);
+                continue;
+            }
 
             let mut row_max = neg_inf;
             for (ki, s) in row.iter_mut().enumerate() {

@@ -28,6 +28,7 @@ use burn_backend::DType;
 use burn_std::{Bytes, Shape};
 
 use crate::ops::attention::{CAUSAL_ROW_BLOCK, broadcast_attn_mask_bias, causal_row_blocks};
+use crate::ops::attention_rows::{score_grad_row_f32, softmax_row_f32};
 use crate::{FlexTensor, Layout};
 
 /// `dst[m, n] = lhs[m, k] · rhs[k, n]` on one thread, any operand strides (column stride, row
@@ -189,35 +190,11 @@ pub fn attention_backward(
                     let seen = offset.map_or(cols, |o| {
                         (qi as isize + o + 1).clamp(0, cols as isize) as usize
                     });
-                    p_row[seen..].fill(0.0);
+                    // P over the whole row (zero past `seen`), then ∂S over the seen keys.
+                    let bias_row = bias.map(|b| &b[qi * s_len..(qi + 1) * s_len]);
+                    softmax_row_f32(p_row, bias_row, scale, seen);
                     dp_row[seen..].fill(0.0);
-                    let (p_row, dp_row) = (&mut p_row[..seen], &mut dp_row[..seen]);
-                    match bias {
-                        Some(bias) => {
-                            for (x, &bv) in p_row.iter_mut().zip(&bias[qi * s_len..][..seen]) {
-                                *x = *x * scale + bv;
-                            }
-                        }
-                        None => p_row.iter_mut().for_each(|x| *x *= scale),
-                    }
-                    let max = p_row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                    if max == f32::NEG_INFINITY {
-                        // A fully masked row attends to nothing.
-                        p_row.fill(0.0);
-                        dp_row.fill(0.0);
-                        continue;
-                    }
-                    let mut sum = 0f32;
-                    for x in p_row.iter_mut() {
-                        *x = crate::ops::unary::exp_f32(*x - max);
-                        sum += *x;
-                    }
-                    let inv = 1.0 / sum;
-                    p_row.iter_mut().for_each(|x| *x *= inv);
-                    let dot: f32 = p_row.iter().zip(dp_row.iter()).map(|(a, b)| a * b).sum();
-                    for (x, &pv) in dp_row.iter_mut().zip(p_row.iter()) {
-                        *x = pv * (*x - dot) * scale;
-                    }
+                    score_grad_row_f32(&p_row[..seen], &mut dp_row[..seen], scale);
                 }
                 if cols > 0 {
                     gemm_f32(

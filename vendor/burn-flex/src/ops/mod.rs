@@ -92,6 +92,8 @@ pub mod activation;
 pub mod attention;
 // orpo-rs patch: the fused attention backward used by the patched burn-autodiff.
 pub mod attention_backward;
+// orpo-rs patch: vectorised f32 row kernels of the fused attention.
+mod attention_rows;
 pub mod binary;
 mod bool;
 pub mod cat;
