@@ -22,8 +22,10 @@
 mod flex;
 
 use burn::nn::RmsNorm;
+use burn::tensor::Tensor;
 use burn::tensor::activation::silu;
-use burn::tensor::{DType, Tensor};
+#[cfg(feature = "flex")]
+use burn::tensor::{DType, Device};
 
 /// `silu(gate) ⊙ up` for `gate`, `up` of the same shape.
 pub fn swiglu<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
@@ -39,7 +41,8 @@ pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
     #[cfg(feature = "flex")]
     {
         let gamma = norm.gamma.val();
-        if fusable(&[&x]) && gamma.dtype() == DType::F32 {
+        let width_matches = x.dims()[D - 1] == gamma.dims()[0];
+        if fusable(&[&x]) && gamma.dtype() == DType::F32 && width_matches {
             return flex::rms_norm(x, gamma, norm.epsilon);
         }
     }
@@ -51,5 +54,5 @@ pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
 fn fusable<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
     tensors
         .iter()
-        .all(|t| t.dtype() == DType::F32 && t.device().inner() == burn::tensor::Device::flex())
+        .all(|t| t.dtype() == DType::F32 && t.device().inner() == Device::flex())
 }
