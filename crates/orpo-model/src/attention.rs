@@ -95,8 +95,13 @@ impl Attention {
             cache.keys = Some(k.clone());
             cache.values = Some(v.clone());
         }
-        let k = self.repeat_kv(k);
-        let v = self.repeat_kv(v);
+        // Flex's attention takes grouped keys and values as they are (its backward sums their
+        // gradients over each group): no repeated copies to make, keep and reduce. Other
+        // backends get them repeated for each query head.
+        let (k, v) = match crate::fused::runs_fused(&q) {
+            true => (k, v),
+            false => (self.repeat_kv(k), self.repeat_kv(v)),
+        };
         // softmax(q kᵀ + mask) v as one op: backends fuse it (flex: per-head tiles), and under
         // autodiff the patched burn-autodiff recomputes the [B, heads, T, S] weights in backward
         // instead of keeping them (vendor/burn-autodiff/PATCHES.md). The bias already masks the

@@ -49,6 +49,19 @@ pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
     norm.forward(x)
 }
 
+/// Whether `t` takes the CPU backend's fused paths: f32 on flex (with or without autodiff).
+pub(crate) fn runs_fused<const D: usize>(t: &Tensor<D>) -> bool {
+    #[cfg(feature = "flex")]
+    {
+        fusable(&[t])
+    }
+    #[cfg(not(feature = "flex"))]
+    {
+        let _ = t;
+        false
+    }
+}
+
 /// Whether every tensor is f32 on the flex backend (with or without autodiff).
 #[cfg(feature = "flex")]
 fn fusable<const D: usize>(tensors: &[&Tensor<D>]) -> bool {

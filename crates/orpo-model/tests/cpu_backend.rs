@@ -225,8 +225,10 @@ fn softmax_gradient_matches_the_decomposed_softmax() {
 /// those of the explicit `softmax(q kᵀ · scale + bias) v`, for a scale of 1 (the model scales q
 /// itself) and another one; with `is_causal` (flex then skips the masked key blocks, 64 query
 /// rows at a time: 150 positions make three blocks, the last one partial) on top of the causal
-/// bias, or with a padding-only bias; in f32 (flex's fused backward) and in f64 (the tensor-op
-/// backward that other backends run).
+/// bias, or with a padding-only bias; with as many key/value heads as query heads and with one
+/// shared by three (grouped-query attention: the reference repeats k and v, the op takes them as
+/// they are); in f32 (flex's fused backward) and in f64 (the tensor-op backward that other
+/// backends run).
 #[test]
 fn attention_gradients_match_the_decomposed_attention() {
     use burn::tensor::DType;
@@ -234,11 +236,19 @@ fn attention_gradients_match_the_decomposed_attention() {
     use burn::tensor::ops::AttentionModuleOptions;
 
     let device = Device::default().autodiff();
-    for (t, dtype) in [(24, DType::F32), (150, DType::F32), (150, DType::F64)] {
+    let cases = [
+        (24, DType::F32, 3),
+        (150, DType::F32, 3),
+        (150, DType::F64, 3),
+        (150, DType::F32, 1),
+        (150, DType::F64, 1),
+    ];
+    for (t, dtype, kv) in cases {
         let [b, h, d] = [2, 3, 8];
+        let heads = [h, kv, kv]; // of q, k and v
         let qkv: Vec<Vec<f32>> = (0..3)
             .map(|s| {
-                values(b * h * t * d, 20 + s)
+                values(b * heads[s] * t * d, 20 + s as u32)
                     .iter()
                     .map(|x| x / 10.0)
                     .collect()
@@ -266,10 +276,16 @@ fn attention_gradients_match_the_decomposed_attention() {
             let run = |fused: Option<(bool, bool)>| {
                 let leaf = |k: usize| {
                     let x = Tensor::<4>::from_data(
-                        TensorData::new(qkv[k].clone(), [b, h, t, d]),
+                        TensorData::new(qkv[k].clone(), [b, heads[k], t, d]),
                         &device,
                     );
                     x.cast(dtype).require_grad()
+                };
+                // Each key/value head repeated for its query heads, as the model did.
+                let repeated = |x: Tensor<4>| {
+                    x.unsqueeze_dim::<5>(2)
+                        .expand([b, kv, h / kv, t, d])
+                        .reshape([b, h, t, d])
                 };
                 let (q, k, v) = (leaf(0), leaf(1), leaf(2));
                 let bias = |causal: bool| {
@@ -287,12 +303,10 @@ fn attention_gradients_match_the_decomposed_attention() {
                         attention(q.clone(), k.clone(), v.clone(), None, bias, options)
                     }
                     None => {
-                        let scores = q
-                            .clone()
-                            .matmul(k.clone().swap_dims(2, 3))
-                            .mul_scalar(scale)
-                            + bias(true);
-                        burn::tensor::activation::softmax(scores, 3).matmul(v.clone())
+                        let (k, v) = (repeated(k.clone()), repeated(v.clone()));
+                        let scores =
+                            q.clone().matmul(k.swap_dims(2, 3)).mul_scalar(scale) + bias(true);
+                        burn::tensor::activation::softmax(scores, 3).matmul(v)
                     }
                 };
                 let w = Tensor::<4>::from_data(
@@ -320,7 +334,8 @@ fn attention_gradients_match_the_decomposed_attention() {
                     for (k, (x, y)) in a.iter().zip(b).enumerate() {
                         assert!(
                             (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
-                            "T {t} {dtype:?}, scale {scale}, (is_causal, causal bias) {case:?}, \
+                            "T {t} {dtype:?} kv heads {kv}, scale {scale}, \
+                             (is_causal, causal bias) {case:?}, \
                              {name} at {k}: {x} vs {y}"
                         );
                     }

@@ -11,7 +11,8 @@ use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{FloatDType, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
+use rayon::prelude::*;
 
 /// AdamW hyper-parameters (PyTorch names and defaults).
 #[derive(Debug, Clone, PartialEq)]
@@ -196,36 +197,13 @@ impl ModuleMapper for AdamWMapper<'_> {
         } else {
             s.weight_decay
         };
-        let value = if decay != 0.0 {
-            value.mul_scalar(1.0 - self.lr * decay)
+        let previous = self.optim.moments.remove(&path);
+        let (value, moments) = if value.device() == Device::flex() {
+            adamw_host(value, grad, previous, s, self.lr, decay, t)
         } else {
-            value
+            adamw_tensor(value, grad, previous, s, self.lr, decay, t)
         };
-        let moments = match self.optim.moments.remove(&path) {
-            Some(m) => Moments {
-                exp_avg: m.exp_avg.mul_scalar(s.beta1) + grad.clone().mul_scalar(1.0 - s.beta1),
-                exp_avg_sq: m.exp_avg_sq.mul_scalar(s.beta2)
-                    + grad.square().mul_scalar(1.0 - s.beta2),
-            },
-            None => Moments {
-                exp_avg: grad.clone().mul_scalar(1.0 - s.beta1),
-                exp_avg_sq: grad.square().mul_scalar(1.0 - s.beta2),
-            },
-        };
-        let bias_correction1 = 1.0 - s.beta1.powi(t);
-        let bias_correction2 = 1.0 - s.beta2.powi(t);
-        let denom = moments
-            .exp_avg_sq
-            .clone()
-            .sqrt()
-            .div_scalar(bias_correction2.sqrt())
-            .add_scalar(s.epsilon);
-        let update = moments
-            .exp_avg
-            .clone()
-            .div(denom)
-            .mul_scalar(self.lr / bias_correction1);
-        let value = (value - update).reshape(dims).cast(dtype);
+        let value = value.reshape(dims).cast(dtype);
         self.optim.moments.insert(path, moments);
         let mut value = Tensor::from_inner(value);
         if let Some(strategy) = checkpointing {
@@ -236,6 +214,105 @@ impl ModuleMapper for AdamWMapper<'_> {
         }
         Param::from_mapped_value(id, value, mapper)
     }
+}
+
+/// One AdamW update of a flattened f32 parameter from tensor ops (any backend): returns the new
+/// value and moments. `decay` is the weight decay of this parameter's group, `t` the step.
+fn adamw_tensor(
+    value: Tensor<1>,
+    grad: Tensor<1>,
+    previous: Option<Moments>,
+    s: &AdamWSettings,
+    lr: f64,
+    decay: f64,
+    t: i32,
+) -> (Tensor<1>, Moments) {
+    let value = if decay != 0.0 {
+        value.mul_scalar(1.0 - lr * decay)
+    } else {
+        value
+    };
+    let moments = match previous {
+        Some(m) => Moments {
+            exp_avg: m.exp_avg.mul_scalar(s.beta1) + grad.clone().mul_scalar(1.0 - s.beta1),
+            exp_avg_sq: m.exp_avg_sq.mul_scalar(s.beta2) + grad.square().mul_scalar(1.0 - s.beta2),
+        },
+        None => Moments {
+            exp_avg: grad.clone().mul_scalar(1.0 - s.beta1),
+            exp_avg_sq: grad.square().mul_scalar(1.0 - s.beta2),
+        },
+    };
+    let bias_correction1 = 1.0 - s.beta1.powi(t);
+    let bias_correction2 = 1.0 - s.beta2.powi(t);
+    let denom = moments
+        .exp_avg_sq
+        .clone()
+        .sqrt()
+        .div_scalar(bias_correction2.sqrt())
+        .add_scalar(s.epsilon);
+    let update = moments
+        .exp_avg
+        .clone()
+        .div(denom)
+        .mul_scalar(lr / bias_correction1);
+    (value - update, moments)
+}
+
+/// [`adamw_tensor`] as one pass over host memory, for tensors on the CPU backend (`flex`):
+/// the tensor path makes about a dozen passes over each parameter, most of them into fresh
+/// buffers. The same f32 operations in the same order, so the same bits; a unique tensor hands
+/// over its buffer, so nothing is copied.
+fn adamw_host(
+    value: Tensor<1>,
+    grad: Tensor<1>,
+    previous: Option<Moments>,
+    s: &AdamWSettings,
+    lr: f64,
+    decay: f64,
+    t: i32,
+) -> (Tensor<1>, Moments) {
+    let device = value.device();
+    let host = |t: Tensor<1>| {
+        t.into_data()
+            .try_into_vec::<f32>()
+            .expect("f32 optimizer tensors")
+    };
+    let n = value.dims()[0];
+    let mut p = host(value);
+    let g = host(grad);
+    // Zero moments give the first step's `g · (1 − β)` exactly (0 · β + x = x).
+    let (mut m, mut v) = match previous {
+        Some(moments) => (host(moments.exp_avg), host(moments.exp_avg_sq)),
+        None => (vec![0f32; n], vec![0f32; n]),
+    };
+    // The scalars as the tensor ops convert them: computed in f64, applied in f32.
+    let keep = (1.0 - lr * decay) as f32;
+    let (beta1, one_minus_beta1) = (s.beta1 as f32, (1.0 - s.beta1) as f32);
+    let (beta2, one_minus_beta2) = (s.beta2 as f32, (1.0 - s.beta2) as f32);
+    let sqrt_correction2 = (1.0 - s.beta2.powi(t)).sqrt() as f32;
+    let epsilon = s.epsilon as f32;
+    let step_size = (lr / (1.0 - s.beta1.powi(t))) as f32;
+    const CHUNK: usize = 64 * 1024;
+    p.par_chunks_mut(CHUNK)
+        .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+        .zip(g.par_chunks(CHUNK))
+        .for_each(|((p, (m, v)), g)| {
+            for i in 0..p.len() {
+                let value = if decay != 0.0 { p[i] * keep } else { p[i] };
+                m[i] = m[i] * beta1 + g[i] * one_minus_beta1;
+                v[i] = v[i] * beta2 + (g[i] * g[i]) * one_minus_beta2;
+                let denom = v[i].sqrt() / sqrt_correction2 + epsilon;
+                p[i] = value - (m[i] / denom) * step_size;
+            }
+        });
+    let tensor = |values: Vec<f32>| {
+        Tensor::<1>::from_data(TensorData::new(values, [n]), (&device, DType::F32))
+    };
+    let moments = Moments {
+        exp_avg: tensor(m),
+        exp_avg_sq: tensor(v),
+    };
+    (tensor(p), moments)
 }
 
 /// The global L2 norm of all gradients of `module`, then every gradient scaled by
@@ -312,4 +389,82 @@ pub fn accumulate<M: Module>(module: &M, acc: &mut GradientsParams, mut other: G
         acc,
         other: &mut other,
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host-memory update is the tensor-op update, bit for bit, over three steps, with and
+    /// without weight decay (moments start from none, as on the first step).
+    #[test]
+    fn host_update_equals_the_tensor_update_bitwise() {
+        let device = Device::flex();
+        let n = 150_000; // several rayon chunks
+        let tensor = |seed: u32, scale: f32| {
+            let values: Vec<f32> = (0..n as u32)
+                .map(|i| {
+                    let x = i.wrapping_mul(2_654_435_761).wrapping_add(seed * 40_503);
+                    ((x % 20_011) as f32 / 10_005.5 - 1.0) * scale
+                })
+                .collect();
+            Tensor::<1>::from_data(TensorData::new(values, [n]), &device)
+        };
+        let bits = |t: &Tensor<1>| -> Vec<u32> {
+            let values = t.to_data().try_into_vec::<f32>().unwrap();
+            values.iter().map(|x| x.to_bits()).collect()
+        };
+        let settings = AdamWSettings {
+            weight_decay: 0.01,
+            ..AdamWSettings::default()
+        };
+        for decay in [0.0, settings.weight_decay] {
+            let (mut host_value, mut tensor_value) = (tensor(1, 0.5), tensor(1, 0.5));
+            let (mut host_moments, mut tensor_moments) = (None, None);
+            for t in 1..=3 {
+                let grad = tensor(10 + t as u32, 1e-3);
+                let (v, m) = adamw_host(
+                    host_value,
+                    grad.clone(),
+                    host_moments,
+                    &settings,
+                    1e-3,
+                    decay,
+                    t,
+                );
+                (host_value, host_moments) = (v, Some(m));
+                let (v, m) = adamw_tensor(
+                    tensor_value,
+                    grad,
+                    tensor_moments,
+                    &settings,
+                    1e-3,
+                    decay,
+                    t,
+                );
+                (tensor_value, tensor_moments) = (v, Some(m));
+                assert_eq!(
+                    bits(&host_value),
+                    bits(&tensor_value),
+                    "value, step {t}, decay {decay}"
+                );
+                let (a, b) = (
+                    host_moments.as_ref().unwrap(),
+                    tensor_moments.as_ref().unwrap(),
+                );
+                assert_eq!(
+                    bits(&a.exp_avg_sq),
+                    bits(&b.exp_avg_sq),
+                    "exp_avg_sq, step {t}"
+                );
+                let (x, y) = (bits(&a.exp_avg), bits(&b.exp_avg));
+                // Equal up to the sign of zero (0 · β + g(1 − β) against g(1 − β) on step 1).
+                let same = x
+                    .iter()
+                    .zip(&y)
+                    .all(|(x, y)| x == y || (x | y) & 0x7fff_ffff == 0);
+                assert!(same, "exp_avg, step {t}, decay {decay}");
+            }
+        }
+    }
 }

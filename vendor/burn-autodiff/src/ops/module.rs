@@ -2088,6 +2088,36 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
                     return;
                 }
 
+                // Grouped-query attention (fewer key/value heads): repeat k and v for the tensor
+                // ops, and sum their gradients back over each group.
+                let [batch, heads, _, _] = q.shape().dims::<4>();
+                let [_, kv_heads, seq_kv, head_dim] = k.shape().dims::<4>();
+                let val_dim = v.shape().dims::<4>()[3];
+                let groups = heads / kv_heads;
+                let repeat = |x: B::FloatTensorPrimitive, dim: usize| match groups {
+                    1 => x,
+                    _ => {
+                        let x = B::float_reshape(
+                            x,
+                            burn_std::Shape::new([batch, kv_heads, 1, seq_kv, dim]),
+                        );
+                        let x = B::float_repeat_dim(x, 2, groups);
+                        B::float_reshape(x, burn_std::Shape::new([batch, heads, seq_kv, dim]))
+                    }
+                };
+                let reduce = |g: B::FloatTensorPrimitive, dim: usize| match groups {
+                    1 => g,
+                    _ => {
+                        let g = B::float_reshape(
+                            g,
+                            burn_std::Shape::new([batch, kv_heads, groups, seq_kv, dim]),
+                        );
+                        let g = B::float_sum_dim(g, 2);
+                        B::float_reshape(g, burn_std::Shape::new([batch, kv_heads, seq_kv, dim]))
+                    }
+                };
+                let (k, v) = (repeat(k, head_dim), repeat(v, val_dim));
+
                 // A unit scale (callers that scale q themselves) skips two passes over [.., T, S].
                 let scaled = |x: B::FloatTensorPrimitive| match scale == 1.0 {
                     true => x,
@@ -2109,7 +2139,7 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
 
                 if let Some(node) = node_v {
                     let grad_v = B::float_matmul(B::float_transpose(weights.clone()), grad.clone());
-                    grads.register::<B>(node.id, grad_v);
+                    grads.register::<B>(node.id, reduce(grad_v, val_dim));
                 }
                 if node_q.is_none() && node_k.is_none() {
                     return;
@@ -2122,7 +2152,7 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
                 }
                 if let Some(node) = node_k {
                     let grad_k = B::float_matmul(B::float_transpose(grad_scores), q);
-                    grads.register::<B>(node.id, grad_k);
+                    grads.register::<B>(node.id, reduce(grad_k, head_dim));
                 }
             }
         }

@@ -19,8 +19,11 @@
 //! last visible key and the column-wise ones (∂v, ∂k) over key blocks that start at their first
 //! query, skipping the masked upper triangle as the forward does.
 //!
-//! f32 only, and q, k and v must have the same number of heads; [`attention_backward`] returns
-//! `None` otherwise and the caller takes the tensor-op path.
+//! Grouped-query attention (fewer key/value heads than query heads) runs one task per key/value
+//! head that accumulates ∂k and ∂v over its query heads, so callers need not repeat k and v.
+//!
+//! f32 only; [`attention_backward`] returns `None` otherwise and the caller takes the tensor-op
+//! path.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -31,14 +34,14 @@ use crate::ops::attention::{CAUSAL_ROW_BLOCK, broadcast_attn_mask_bias, causal_r
 use crate::ops::attention_rows::{score_grad_row_f32, softmax_row_f32};
 use crate::{FlexTensor, Layout};
 
-/// `dst[m, n] = lhs[m, k] · rhs[k, n]` on one thread, any operand strides (column stride, row
-/// stride); `dst` rows are `dst_rs` apart.
+/// `dst[m, n] = lhs[m, k] · rhs[k, n]` (or `+=` when `accumulate`) on one thread, any operand
+/// strides (column stride, row stride); `dst` rows are `dst_rs` apart.
 #[allow(clippy::too_many_arguments)]
 fn gemm_f32(
     m: usize,
     n: usize,
     k: usize,
-    (dst, dst_rs): (&mut [f32], usize),
+    (dst, dst_rs, accumulate): (&mut [f32], usize, bool),
     (lhs, lhs_cs, lhs_rs): (&[f32], isize, isize),
     (rhs, rhs_cs, rhs_rs): (&[f32], isize, isize),
 ) {
@@ -56,14 +59,14 @@ fn gemm_f32(
             dst.as_mut_ptr(),
             1,
             dst_rs as isize,
-            false,
+            accumulate,
             lhs.as_ptr(),
             lhs_cs,
             lhs_rs,
             rhs.as_ptr(),
             rhs_cs,
             rhs_rs,
-            0.0,
+            1.0,
             1.0,
             false,
             false,
@@ -75,10 +78,12 @@ fn gemm_f32(
 
 /// Gradients of `sum(g ⊙ attention(q, k, v, bias, scale))` wrt q, k and v.
 ///
-/// Shapes: q `[B, H, T, d]`, k `[B, H, S, d]`, v `[B, H, S, dv]`, g `[B, H, T, dv]`, bias
-/// broadcastable to `[B, H, T, S]` along its two leading dims. `causal` masks key `j` for query
-/// `i` when `j > i + S − T` (burn's `is_causal`). Returns `(∂q, ∂k, ∂v)`, or `None` when this
-/// kernel does not cover the case (not f32, or grouped heads).
+/// Shapes: q `[B, H, T, d]`, k `[B, Hkv, S, d]`, v `[B, Hkv, S, dv]`, g `[B, H, T, dv]` with
+/// `H` a multiple of `Hkv` (grouped-query attention: query head `h` uses key/value head
+/// `h / (H / Hkv)`), bias broadcastable to `[B, H, T, S]` along its two leading dims. `causal`
+/// masks key `j` for query `i` when `j > i + S − T` (burn's `is_causal`). Returns
+/// `(∂q, ∂k, ∂v)` (∂k, ∂v summed over each group's query heads), or `None` when this kernel
+/// does not cover the case (not f32, or inconsistent shapes).
 pub fn attention_backward(
     query: FlexTensor,
     key: FlexTensor,
@@ -104,7 +109,10 @@ pub fn attention_backward(
     let [vb, vh, vs, val_dim] = dims(&value)?;
     let [gb, gh, gs, gd] = dims(&grad)?;
     if [kb, vb, gb] != [batch; 3]
-        || [kh, vh, gh] != [heads; 3]
+        || gh != heads
+        || vh != kh
+        || kh == 0
+        || !heads.is_multiple_of(kh)
         || kd != head_dim
         || vs != seq_kv
         || gs != seq_q
@@ -134,100 +142,106 @@ pub fn attention_backward(
     let (q_len, k_len, v_len) = (seq_q * head_dim, seq_kv * head_dim, seq_kv * val_dim);
     let g_len = seq_q * val_dim;
     let tile = seq_q * seq_kv;
-    let pairs = batch * heads;
-    let mut grad_q = vec![0f32; pairs * q_len];
-    let mut grad_k = vec![0f32; pairs * k_len];
-    let mut grad_v = vec![0f32; pairs * v_len];
+    let (kv_heads, groups) = (kh, heads / kh);
+    let mut grad_q = vec![0f32; batch * heads * q_len];
+    let mut grad_k = vec![0f32; batch * kv_heads * k_len];
+    let mut grad_v = vec![0f32; batch * kv_heads * v_len];
     let scale = scale as f32;
     let (t, s_len, d, dv) = (seq_q, seq_kv, head_dim, val_dim);
     let offset = causal.then_some(seq_kv as isize - seq_q as isize);
 
-    let run_pair =
+    // One task per key/value head: its query heads one after the other (their ∂q rows are
+    // contiguous), ∂k and ∂v accumulated over them.
+    let run_group =
         |scratch: &mut (Vec<f32>, Vec<f32>),
-         (pair, ((dq, dk), dvv)): (usize, ((&mut [f32], &mut [f32]), &mut [f32]))| {
+         (unit, ((dq_group, dk), dvv)): (usize, ((&mut [f32], &mut [f32]), &mut [f32]))| {
             let (p, dp) = scratch;
-            let q = &q_all[pair * q_len..][..q_len];
-            let k = &k_all[pair * k_len..][..k_len];
-            let v = &v_all[pair * v_len..][..v_len];
-            let g = &g_all[pair * g_len..][..g_len];
-            let (b, h) = (pair / heads, pair % heads);
-            let bias = bias_all.map(|all| &all[b * bias_batch_step + h * bias_head_step..][..tile]);
-
+            let k = &k_all[unit * k_len..][..k_len];
+            let v = &v_all[unit * v_len..][..v_len];
             let (si, di, dvi) = (s_len as isize, d as isize, dv as isize);
-            // Row blocks: P = softmax(q kᵀ · scale + bias) (recomputed), ∂P = g vᵀ,
-            // ∂S = P ⊙ (∂P − Σ_s P ⊙ ∂P) · scale (over ∂P), ∂q = ∂S k. Rows r0..r1 see keys
-            // 0..cols; the columns past `cols` are zeroed so the key blocks below may read them.
-            for (r0, r1, cols) in causal_row_blocks(t, s_len, offset) {
-                let rows = r1 - r0;
-                let (p_rows, dp_rows) = (
-                    &mut p[r0 * s_len..r1 * s_len],
-                    &mut dp[r0 * s_len..r1 * s_len],
-                );
-                // (kᵀ[c, j] = k[j, c], vᵀ likewise.)
-                gemm_f32(
-                    rows,
-                    cols,
-                    d,
-                    (p_rows, s_len),
-                    (&q[r0 * d..], 1, di),
-                    (k, di, 1),
-                );
-                gemm_f32(
-                    rows,
-                    cols,
-                    dv,
-                    (dp_rows, s_len),
-                    (&g[r0 * dv..], 1, dvi),
-                    (v, dvi, 1),
-                );
-                for (i, (p_row, dp_row)) in p_rows
-                    .chunks_exact_mut(s_len)
-                    .zip(dp_rows.chunks_exact_mut(s_len))
-                    .enumerate()
-                {
-                    let qi = r0 + i;
-                    // Keys this row may see: all of them, or those up to `qi + offset`.
-                    let seen = offset.map_or(cols, |o| {
-                        (qi as isize + o + 1).clamp(0, cols as isize) as usize
-                    });
-                    // P over the whole row (zero past `seen`), then ∂S over the seen keys.
-                    let bias_row = bias.map(|b| &b[qi * s_len..(qi + 1) * s_len]);
-                    softmax_row_f32(p_row, bias_row, scale, seen);
-                    dp_row[seen..].fill(0.0);
-                    score_grad_row_f32(&p_row[..seen], &mut dp_row[..seen], scale);
-                }
-                if cols > 0 {
+            for (j, dq) in dq_group.chunks_exact_mut(q_len).enumerate() {
+                let pair = unit * groups + j; // (batch, query head) index
+                let accumulate = j > 0;
+                let q = &q_all[pair * q_len..][..q_len];
+                let g = &g_all[pair * g_len..][..g_len];
+                let (b, h) = (pair / heads, pair % heads);
+                let bias =
+                    bias_all.map(|all| &all[b * bias_batch_step + h * bias_head_step..][..tile]);
+                // Row blocks: P = softmax(q kᵀ · scale + bias) (recomputed), ∂P = g vᵀ,
+                // ∂S = P ⊙ (∂P − Σ_s P ⊙ ∂P) · scale (over ∂P), ∂q = ∂S k. Rows r0..r1 see keys
+                // 0..cols; the columns past `cols` are zeroed so the key blocks below may read them.
+                for (r0, r1, cols) in causal_row_blocks(t, s_len, offset) {
+                    let rows = r1 - r0;
+                    let (p_rows, dp_rows) = (
+                        &mut p[r0 * s_len..r1 * s_len],
+                        &mut dp[r0 * s_len..r1 * s_len],
+                    );
+                    // (kᵀ[c, j] = k[j, c], vᵀ likewise.)
                     gemm_f32(
                         rows,
-                        d,
                         cols,
-                        (&mut dq[r0 * d..], d),
-                        (&dp[r0 * s_len..], 1, si),
-                        (k, 1, di),
+                        d,
+                        (p_rows, s_len, false),
+                        (&q[r0 * d..], 1, di),
+                        (k, di, 1),
+                    );
+                    gemm_f32(
+                        rows,
+                        cols,
+                        dv,
+                        (dp_rows, s_len, false),
+                        (&g[r0 * dv..], 1, dvi),
+                        (v, dvi, 1),
+                    );
+                    for (i, (p_row, dp_row)) in p_rows
+                        .chunks_exact_mut(s_len)
+                        .zip(dp_rows.chunks_exact_mut(s_len))
+                        .enumerate()
+                    {
+                        let qi = r0 + i;
+                        // Keys this row may see: all of them, or those up to `qi + offset`.
+                        let seen = offset.map_or(cols, |o| {
+                            (qi as isize + o + 1).clamp(0, cols as isize) as usize
+                        });
+                        // P over the whole row (zero past `seen`), then ∂S over the seen keys.
+                        let bias_row = bias.map(|b| &b[qi * s_len..(qi + 1) * s_len]);
+                        softmax_row_f32(p_row, bias_row, scale, seen);
+                        dp_row[seen..].fill(0.0);
+                        score_grad_row_f32(&p_row[..seen], &mut dp_row[..seen], scale);
+                    }
+                    if cols > 0 {
+                        gemm_f32(
+                            rows,
+                            d,
+                            cols,
+                            (&mut dq[r0 * d..], d, false),
+                            (&dp[r0 * s_len..], 1, si),
+                            (k, 1, di),
+                        );
+                    }
+                }
+                // Key blocks: ∂v = Pᵀ g and ∂k = ∂Sᵀ q, over the queries that see the block (Pᵀ[j, i] =
+                // P[i, j]); the rows above `first` are masked for every key of the block.
+                for (c0, c1, first) in causal_key_blocks(t, s_len, offset) {
+                    let (cols, rows) = (c1 - c0, t - first);
+                    let at = first * s_len + c0;
+                    gemm_f32(
+                        cols,
+                        dv,
+                        rows,
+                        (&mut dvv[c0 * dv..], dv, accumulate),
+                        (&p[at..], si, 1),
+                        (&g[first * dv..], 1, dvi),
+                    );
+                    gemm_f32(
+                        cols,
+                        d,
+                        rows,
+                        (&mut dk[c0 * d..], d, accumulate),
+                        (&dp[at..], si, 1),
+                        (&q[first * d..], 1, di),
                     );
                 }
-            }
-            // Key blocks: ∂v = Pᵀ g and ∂k = ∂Sᵀ q, over the queries that see the block (Pᵀ[j, i] =
-            // P[i, j]); the rows above `first` are masked for every key of the block.
-            for (c0, c1, first) in causal_key_blocks(t, s_len, offset) {
-                let (cols, rows) = (c1 - c0, t - first);
-                let at = first * s_len + c0;
-                gemm_f32(
-                    cols,
-                    dv,
-                    rows,
-                    (&mut dvv[c0 * dv..], dv),
-                    (&p[at..], si, 1),
-                    (&g[first * dv..], 1, dvi),
-                );
-                gemm_f32(
-                    cols,
-                    d,
-                    rows,
-                    (&mut dk[c0 * d..], d),
-                    (&dp[at..], si, 1),
-                    (&q[first * d..], 1, di),
-                );
             }
         };
 
@@ -236,36 +250,36 @@ pub fn attention_backward(
     {
         use rayon::prelude::*;
         let outputs = grad_q
-            .par_chunks_mut(q_len)
+            .par_chunks_mut(groups * q_len)
             .zip(grad_k.par_chunks_mut(k_len))
             .zip(grad_v.par_chunks_mut(v_len));
         outputs
             .enumerate()
-            .for_each_init(new_scratch, |scratch, item| run_pair(scratch, item));
+            .for_each_init(new_scratch, |scratch, item| run_group(scratch, item));
     }
     #[cfg(not(feature = "rayon"))]
     {
         let mut scratch = new_scratch();
         let outputs = grad_q
-            .chunks_mut(q_len)
+            .chunks_mut(groups * q_len)
             .zip(grad_k.chunks_mut(k_len))
             .zip(grad_v.chunks_mut(v_len));
         outputs
             .enumerate()
-            .for_each(|item| run_pair(&mut scratch, item));
+            .for_each(|item| run_group(&mut scratch, item));
     }
 
-    let tensor = |data: Vec<f32>, last: [usize; 2]| {
+    let tensor = |data: Vec<f32>, shape: [usize; 4]| {
         FlexTensor::new(
             Bytes::from_elems(data),
-            Layout::contiguous(Shape::from(vec![batch, heads, last[0], last[1]])),
+            Layout::contiguous(Shape::from(shape.to_vec())),
             DType::F32,
         )
     };
     Some((
-        tensor(grad_q, [seq_q, head_dim]),
-        tensor(grad_k, [seq_kv, head_dim]),
-        tensor(grad_v, [seq_kv, val_dim]),
+        tensor(grad_q, [batch, heads, seq_q, head_dim]),
+        tensor(grad_k, [batch, kv_heads, seq_kv, head_dim]),
+        tensor(grad_v, [batch, kv_heads, seq_kv, val_dim]),
     ))
 }
 
