@@ -198,6 +198,8 @@ impl ModuleMapper for AdamWMapper<'_> {
             s.weight_decay
         };
         let previous = self.optim.moments.remove(&path);
+        // (`Device::flex` exists in every build of this crate: orpo-model and orpo-loss, which it
+        // depends on with their default features, turn on burn's `flex`.)
         let (value, moments) = if value.device() == Device::flex() {
             adamw_host(value, grad, previous, s, self.lr, decay, t)
         } else {
