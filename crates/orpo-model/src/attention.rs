@@ -6,7 +6,7 @@ use burn::tensor::Tensor;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
-use crate::positions::linear_over_positions;
+use crate::lora;
 use crate::rope::{RopeTables, apply_rope};
 
 /// Cached keys and values of one layer, each `[B, kv_heads, S_past, head_dim]` (after RoPE).
@@ -53,33 +53,30 @@ pub struct Attention {
 }
 
 impl Attention {
-    /// `x` `[B, T, H]` → `[B, T, H]`.
+    /// `rows` `[B·T, H]` (the positions of `batch` sequences as one matrix, as
+    /// [`crate::mlp::Mlp::forward`] takes them) → `[B·T, H]`.
     ///
     /// `mask_bias` `[B, 1, T, S]` is added to the scores (0 where attending is allowed, a large
     /// negative number elsewhere), `S = S_past + T`. With a cache, the new keys and values are
     /// appended to it.
     pub fn forward(
         &self,
-        x: Tensor<3>,
+        rows: Tensor<2>,
+        batch: usize,
         rope: &RopeTables,
         mask_bias: Tensor<4>,
         cache: Option<&mut LayerCache>,
-    ) -> Tensor<3> {
-        let [batch, seq, _] = x.dims();
-        let split_heads = |t: Tensor<3>, heads: usize| {
-            t.reshape([batch, seq, heads, self.head_dim])
+    ) -> Tensor<2> {
+        let seq = rows.dims()[0] / batch;
+        let p = self.lora_dropout;
+        let project_heads = |linear: &Linear, heads: usize| {
+            lora::forward(linear, rows.clone(), p)
+                .reshape([batch, seq, heads, self.head_dim])
                 .swap_dims(1, 2)
         };
-        let p = self.lora_dropout;
-        let q = split_heads(
-            linear_over_positions(&self.q_proj, x.clone(), p),
-            self.num_heads,
-        );
-        let k = split_heads(
-            linear_over_positions(&self.k_proj, x.clone(), p),
-            self.num_kv_heads,
-        );
-        let v = split_heads(linear_over_positions(&self.v_proj, x, p), self.num_kv_heads);
+        let q = project_heads(&self.q_proj, self.num_heads);
+        let k = project_heads(&self.k_proj, self.num_kv_heads);
+        let v = project_heads(&self.v_proj, self.num_kv_heads);
         // The 1/√d scale goes on q `[B, heads, T, d]` rather than on the scores
         // `[B, heads, T, S]`: the same product (exactly so for a power-of-two d), one full pass
         // over the largest activation fewer, forward and backward.
@@ -115,8 +112,8 @@ impl Attention {
         let out = attention(q, k, v, None, Some(mask_bias), options); // [B, heads, T, head_dim]
         let out = out
             .swap_dims(1, 2)
-            .reshape([batch, seq, self.num_heads * self.head_dim]);
-        linear_over_positions(&self.o_proj, out, p)
+            .reshape([batch * seq, self.num_heads * self.head_dim]);
+        lora::forward(&self.o_proj, out, p)
     }
 
     /// `[B, kv_heads, S, d]` → `[B, heads, S, d]`, each kv head repeated for its query group.

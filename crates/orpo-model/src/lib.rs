@@ -36,7 +36,6 @@ pub mod generate;
 pub mod lora;
 pub mod mlp;
 pub mod model;
-pub mod positions;
 pub mod rope;
 pub mod save;
 pub mod weights;

@@ -38,6 +38,11 @@ pub struct DecoderLayer {
 
 impl DecoderLayer {
     /// `[B, T, H]` → `[B, T, H]`.
+    ///
+    /// The sub-blocks work on all positions as one `[B·T, H]` matrix (see [`Mlp::forward`]).
+    /// The norms are applied to that matrix, not reshaped after: the projections that read a
+    /// norm's output then take it straight from the norm, so that under autodiff they get it
+    /// recomputed for their backward instead of keeping it ([`crate::fused`]).
     pub fn forward(
         &self,
         x: Tensor<3>,
@@ -45,17 +50,20 @@ impl DecoderLayer {
         mask_bias: Tensor<4>,
         cache: Option<&mut LayerCache>,
     ) -> Tensor<3> {
+        let [batch, seq, width] = x.dims();
+        let rows = |t: Tensor<3>| t.reshape([batch * seq, width]);
         let h = self.self_attn.forward(
-            rms_norm(&self.input_layernorm, x.clone()),
+            rms_norm(&self.input_layernorm, rows(x.clone())),
+            batch,
             rope,
             mask_bias,
             cache,
         );
-        let x = x + h;
+        let x = x + h.reshape([batch, seq, width]);
         let h = self
             .mlp
-            .forward(rms_norm(&self.post_attention_layernorm, x.clone()));
-        x + h
+            .forward(rms_norm(&self.post_attention_layernorm, rows(x.clone())));
+        x + h.reshape([batch, seq, width])
     }
 }
 

@@ -5,6 +5,8 @@ use std::borrow::Cow;
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
+use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -156,7 +158,10 @@ fn rms_norm_backward(
     (tensor_like(x, grad_x), tensor_like(gamma, grad_gamma))
 }
 
-/// Tracked ops: each keeps its inputs and runs its backward kernel.
+/// Tracked ops: each keeps its inputs and runs its backward kernel. Their outputs are not kept:
+/// the projection that reads one (a matmul, which keeps its input for the weight's gradient)
+/// gets it recomputed in backward, a cheap element-wise pass instead of a `[rows, width]`
+/// tensor held from forward to backward in every layer (vendor/burn-autodiff PATCHES.md item 3).
 impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
     fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self> {
         #[derive(Debug)]
@@ -185,9 +190,30 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             }
         }
 
+        /// Recomputes the output from the checkpointed gate and up for the down projection's
+        /// backward, which would otherwise keep it: one `[rows, I]` tensor less per layer.
+        #[derive(Debug)]
+        struct RetroSwiglu {
+            gate: NodeId,
+            up: NodeId,
+        }
+
+        impl RetroForward for RetroSwiglu {
+            fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
+                let gate: FlexTensor = states.get_state(&self.gate);
+                let up: FlexTensor = states.get_state(&self.up);
+                states.save(out_node, Flex::swiglu(gate, up));
+            }
+        }
+
+        let retro = RetroSwiglu {
+            gate: gate.id(),
+            up: up.id(),
+        };
         match Swiglu
             .prepare::<C>([gate.node(), up.node()])
-            .compute_bound()
+            .memory_bound()
+            .recompute_always(retro, [&gate, &up])
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {
@@ -229,9 +255,32 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
             }
         }
 
+        /// Recomputes the output from the checkpointed x and γ for the backward of the
+        /// projections that read it (q, k, v; gate, up), which would otherwise keep it.
+        #[derive(Debug)]
+        struct RetroRmsNorm {
+            x: NodeId,
+            gamma: NodeId,
+            epsilon: f64,
+        }
+
+        impl RetroForward for RetroRmsNorm {
+            fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
+                let x: FlexTensor = states.get_state(&self.x);
+                let gamma: FlexTensor = states.get_state(&self.gamma);
+                states.save(out_node, Flex::rms_norm(x, gamma, self.epsilon));
+            }
+        }
+
+        let retro = RetroRmsNorm {
+            x: x.id(),
+            gamma: gamma.id(),
+            epsilon,
+        };
         match RmsNorm
             .prepare::<C>([x.node(), gamma.node()])
-            .compute_bound()
+            .memory_bound()
+            .recompute_always(retro, [&x, &gamma])
             .stateful()
         {
             OpsKind::Tracked(mut prep) => {

@@ -4,7 +4,7 @@ use crate::{
         base::Checkpointer,
         builder::{ActionType, CheckpointerBuilder},
         retro_forward::RetroForward,
-        strategy::CheckpointStrategy,
+        strategy::{BalancedCheckpointing, CheckpointStrategy},
     },
     grads::Gradients,
     graph::{ComputingProperty, NodeId, NodeRef, Parent, Requirement, Step},
@@ -13,6 +13,7 @@ use crate::{
 use alloc::{boxed::Box, vec::Vec};
 use burn_backend::{Backend, TensorMetadata, tensor::FloatTensor};
 use burn_std::Shape;
+use burn_std::sync::Arc;
 use core::marker::PhantomData;
 
 use burn_backend::distributed::DistributedParams;
@@ -139,6 +140,48 @@ where
             self.requirement,
             self.backward,
             C::compute_property(retro_forward),
+            self.checkpointer_builder,
+        )
+    }
+}
+
+impl<BO, B, S, C, const N: usize> OpsPrep<BO, B, S, C, N, MemoryBound>
+where
+    B: Backend,
+    BO: Backward<B, N, State = S>,
+{
+    /// orpo-rs patch: the op's output is recomputed by `retro_forward` whenever a later op's
+    /// backward asks for it, under every checkpoint strategy, `NoCheckpointing` included.
+    ///
+    /// For cheap element-wise ops whose output feeds an expensive op (a normalisation or an
+    /// activation before a matmul): the matmul would otherwise keep that output alive until
+    /// backward. The parents are checkpointed as `BalancedCheckpointing` does (kept only if
+    /// some backward asks for this output); with an untracked parent the op falls back to
+    /// keeping its output, as `BalancedCheckpointing` does.
+    pub fn recompute_always<'a, R, B2, A>(
+        mut self,
+        retro_forward: R,
+        parents: A,
+    ) -> OpsPrep<BO, B, S, C, N, ComputePropertyDone>
+    where
+        R: RetroForward,
+        B2: Backend,
+        A: IntoIterator<Item = &'a AutodiffTensor<B2>>,
+    {
+        let compute_property = match BalancedCheckpointing::checkpoint_parents(
+            parents,
+            &mut self.checkpointer_builder,
+        ) {
+            Ok(..) => ComputingProperty::MemoryBound {
+                retro_forward: Arc::new(retro_forward),
+            },
+            Err(..) => ComputingProperty::ComputeBound,
+        };
+        OpsPrep::new(
+            self.nodes,
+            self.requirement,
+            self.backward,
+            compute_property,
             self.checkpointer_builder,
         )
     }
