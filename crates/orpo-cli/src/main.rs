@@ -9,10 +9,12 @@ mod hub;
 
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc: tokenization allocates many small strings and vectors,
-/// and glibc's malloc/free took ~35% of data preparation (docs/benchmarks.md).
+/// mimalloc for small blocks (tokenization allocates many small strings and vectors; glibc's
+/// malloc/free took ~35% of data preparation) and glibc's non-trimming heap for large ones
+/// (training frees and reallocates the same large buffers every step; fresh `mmap`s cost 8% of a
+/// CPU step, mimalloc's decommits more). See `orpo_train::alloc` and docs/benchmarks.md.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: orpo_train::alloc::TrainingAllocator = orpo_train::alloc::TrainingAllocator;
 
 use clap::{Parser, Subcommand};
 

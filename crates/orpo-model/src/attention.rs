@@ -81,8 +81,8 @@ impl Attention {
         // `[B, heads, T, S]`: the same product (exactly so for a power-of-two d), one full pass
         // over the largest activation fewer, forward and backward.
         let scale = (self.head_dim as f64).powf(-0.5);
-        let q = apply_rope(q, rope).mul_scalar(scale);
-        let mut k = apply_rope(k, rope);
+        let q = apply_rope(q, rope, scale);
+        let mut k = apply_rope(k, rope, 1.0);
         let mut v = v;
         if let Some(cache) = cache {
             if let (Some(past_k), Some(past_v)) = (cache.keys.take(), cache.values.take()) {

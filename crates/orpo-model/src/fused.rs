@@ -1,4 +1,5 @@
-//! Fused forms of the decoder's element-wise blocks: SwiGLU `silu(gate) ⊙ up` and RMSNorm.
+//! Fused forms of the decoder's element-wise blocks: SwiGLU `silu(gate) ⊙ up`, RMSNorm and the
+//! rotary position embedding.
 //!
 //! Built from tensor ops, autodiff keeps every intermediate of these blocks for backward and
 //! backward makes one pass per op: SwiGLU keeps four `[rows, I]` tensors per layer (gate, its
@@ -11,7 +12,13 @@
 //! swiglu:   s = σ(gate)                ∂up = g ⊙ gate ⊙ s     ∂gate = g ⊙ up ⊙ s ⊙ (1 + gate ⊙ (1 − s))
 //! rms_norm: r = (mean(x²) + ε)^-½      y = γ ⊙ x·r            ∂x = r·(g ⊙ γ) − x·r³·mean(g ⊙ γ ⊙ x)
 //!                                                             ∂γ = Σ_rows g ⊙ x·r
+//! rope:     y = a·(x ⊙ cos + rotate_half(x) ⊙ sin)              ∂x = a·(g ⊙ cos + rotate_halfᵀ(g ⊙ sin))
 //! ```
+//!
+//! RoPE as tensor ops makes about seven passes forward (two slices, a negation, a concatenation,
+//! two products, a sum, the scale) and as many backward; fused it is one pass each way, keeps
+//! nothing but the `[T, d]` tables (it is linear in `x`), and writes q and k straight into the
+//! `[B, heads, T, d]` layout attention reads, from the projections' `[B, T, heads, d]` view.
 //!
 //! They are a burn backend extension implemented for the `flex` CPU backend, with and without
 //! autodiff (this crate's `flex` feature, on by default). The functions here take them for f32
@@ -47,6 +54,29 @@ pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
         }
     }
     norm.forward(x)
+}
+
+/// `(x ⊙ cos + rotate_half(x) ⊙ sin) · scale` for `x` `[B, heads, T, d]` and the tables
+/// `[T, d]`, `rotate_half([x1, x2]) = [−x2, x1]` (see [`crate::rope`]).
+pub fn rope(x: Tensor<4>, cos: Tensor<2>, sin: Tensor<2>, scale: f64) -> Tensor<4> {
+    #[cfg(feature = "flex")]
+    {
+        let [_, _, seq, dim] = x.dims();
+        let tables_match = cos.dims() == [seq, dim] && sin.dims() == [seq, dim];
+        if fusable(&[&x]) && fusable(&[&cos, &sin]) && tables_match && dim % 2 == 0 {
+            return flex::rope(x, cos, sin, scale);
+        }
+    }
+    let half = x.dims()[3] / 2;
+    let x1 = x.clone().narrow(3, 0, half);
+    let x2 = x.clone().narrow(3, half, half);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    let rotated = x * cos.unsqueeze::<4>() + rotated * sin.unsqueeze::<4>();
+    if scale == 1.0 {
+        rotated
+    } else {
+        rotated.mul_scalar(scale)
+    }
 }
 
 /// Whether `t` takes the CPU backend's fused paths: f32 on flex (with or without autodiff).

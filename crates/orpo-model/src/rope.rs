@@ -34,15 +34,11 @@ pub fn rope_tables(inv_freq: &[f32], start: usize, len: usize, device: &Device) 
     }
 }
 
-/// Rotates `x` `[B, heads, T, head_dim]` by the tables `[T, head_dim]`:
-/// `x · cos + rotate_half(x) · sin` with `rotate_half([x1, x2]) = [−x2, x1]`.
-pub fn apply_rope(x: Tensor<4>, tables: &RopeTables) -> Tensor<4> {
-    let [_, _, _, dim] = x.dims();
-    let half = dim / 2;
-    let x1 = x.clone().narrow(3, 0, half);
-    let x2 = x.clone().narrow(3, half, half);
-    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
-    let cos = tables.cos.clone().unsqueeze::<4>();
-    let sin = tables.sin.clone().unsqueeze::<4>();
-    x * cos + rotated * sin
+/// Rotates `x` `[B, heads, T, head_dim]` by the tables `[T, head_dim]` and multiplies by `scale`:
+/// `(x · cos + rotate_half(x) · sin) · scale` with `rotate_half([x1, x2]) = [−x2, x1]`.
+///
+/// `scale` lets attention fold its `1/√d` into the rotation of q (a fused pass on the CPU
+/// backend, [`crate::fused::rope`]).
+pub fn apply_rope(x: Tensor<4>, tables: &RopeTables, scale: f64) -> Tensor<4> {
+    crate::fused::rope(x, tables.cos.clone(), tables.sin.clone(), scale)
 }

@@ -27,6 +27,10 @@ use orpo_model::LlamaForCausalLM;
 use orpo_train::optim::{AdamW, AdamWSettings, clip_global_norm};
 use orpo_train::{OrpoConfig, OrpoStep, training_device};
 
+/// The `orpo` binary's allocator, so that these figures are the binary's.
+#[global_allocator]
+static GLOBAL: orpo_train::alloc::TrainingAllocator = orpo_train::alloc::TrainingAllocator;
+
 mod common;
 use common::{smollm2_config, status_mib, synthetic_pairs};
 

@@ -28,6 +28,17 @@ pub(super) fn rms_norm<const D: usize>(x: Tensor<D>, gamma: Tensor<1>, epsilon: 
     Tensor::from_dispatch(out)
 }
 
+/// RoPE of `x` `[B, heads, T, d]` with tables `cos`, `sin` `[T, d]`, times `scale`.
+pub(super) fn rope(x: Tensor<4>, cos: Tensor<2>, sin: Tensor<2>, scale: f64) -> Tensor<4> {
+    let out = <Dispatch as FusedOps>::rope(
+        x.into_dispatch(),
+        cos.into_dispatch(),
+        sin.into_dispatch(),
+        scale,
+    );
+    Tensor::from_dispatch(out)
+}
+
 /// The fused ops, routed by burn's dispatch to flex and to autodiff over flex.
 #[backend_extension(Flex, Autodiff)]
 pub trait FusedOps: Backend {
@@ -35,6 +46,14 @@ pub trait FusedOps: Backend {
     fn swiglu(gate: FloatTensor<Self>, up: FloatTensor<Self>) -> FloatTensor<Self>;
     /// `γ ⊙ x / √(mean(x²) + ε)` over the last axis; f32 `x` `[.., H]` and `gamma` `[H]`.
     fn rms_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self>;
+    /// `(x ⊙ cos + rotate_half(x) ⊙ sin) · scale`; f32 `x` `[B, heads, T, d]` (any strides),
+    /// contiguous f32 tables `[T, d]`; the output is contiguous.
+    fn rope(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self>;
 }
 
 impl FusedOps for Flex {
@@ -63,6 +82,75 @@ impl FusedOps for Flex {
             });
         tensor_like(&x, out)
     }
+
+    fn rope(x: FlexTensor, cos: FlexTensor, sin: FlexTensor, scale: f64) -> FlexTensor {
+        rotate(&x, &cos, &sin, scale as f32, Rotation::Forward)
+    }
+}
+
+/// Which way [`rotate`] turns each `(x[i], x[i + d/2])` pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Rotation {
+    /// RoPE itself.
+    Forward,
+    /// Its transpose, which maps the output's gradient to the input's.
+    Transpose,
+}
+
+/// RoPE (or its transpose) of `x` `[B, heads, T, d]` with tables `[T, d]`, times `scale`, as a
+/// contiguous tensor; `x` may be any strided view with a unit last stride (the projections'
+/// `[B, T, heads, d]` output with heads and positions swapped). One rayon task per (batch, head).
+fn rotate(
+    x: &FlexTensor,
+    cos: &FlexTensor,
+    sin: &FlexTensor,
+    scale: f32,
+    rotation: Rotation,
+) -> FlexTensor {
+    let unit_last_stride = x.layout().strides().last() == Some(&1);
+    let x = match unit_last_stride && x.layout().has_positive_strides() {
+        true => Cow::Borrowed(x),
+        false => Cow::Owned(x.to_contiguous()),
+    };
+    let layout = x.layout();
+    let shape = layout.shape();
+    let (batch, heads, seq, dim) = (shape[0], shape[1], shape[2], shape[3]);
+    let strides = layout.strides();
+    let (s_batch, s_head, s_seq) = (
+        strides[0] as usize,
+        strides[1] as usize,
+        strides[2] as usize,
+    );
+    let offset = layout.start_offset();
+    let values = x.storage::<f32>();
+    let (cos, sin) = (f32_values(cos), f32_values(sin));
+    let half = dim / 2;
+    let mut out = vec![0f32; batch * heads * seq * dim];
+    out.par_chunks_mut(seq * dim)
+        .enumerate()
+        .for_each(|(block, out)| {
+            let base = offset + (block / heads) * s_batch + (block % heads) * s_head;
+            for t in 0..seq {
+                let x = &values[base + t * s_seq..][..dim];
+                let (c, s) = (&cos[t * dim..][..dim], &sin[t * dim..][..dim]);
+                let (lo, hi) = out[t * dim..][..dim].split_at_mut(half);
+                for i in 0..half {
+                    let (x1, x2) = (x[i], x[half + i]);
+                    (lo[i], hi[i]) = match rotation {
+                        // The tensor ops' order: x·cos + rotate_half(x)·sin, then the scale.
+                        Rotation::Forward => (
+                            (x1 * c[i] + -x2 * s[i]) * scale,
+                            (x2 * c[half + i] + x1 * s[half + i]) * scale,
+                        ),
+                        Rotation::Transpose => (
+                            (x1 * c[i] + x2 * s[half + i]) * scale,
+                            (x2 * c[half + i] - x1 * s[i]) * scale,
+                        ),
+                    };
+                }
+            }
+        });
+    FlexTensor::from_data(TensorData::new(out, [batch, heads, seq, dim]))
 }
 
 /// Elements per rayon task of the element-wise kernels (64 KiB of f32 per operand).
@@ -294,6 +382,48 @@ impl<C: CheckpointStrategy> FusedOps for Autodiff<Flex, C> {
                 gamma.into_primitive(),
                 epsilon,
             )),
+        }
+    }
+
+    fn rope(
+        x: FloatTensor<Self>,
+        cos: FloatTensor<Self>,
+        sin: FloatTensor<Self>,
+        scale: f64,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Rope;
+
+        impl Backward<Flex, 1> for Rope {
+            /// The tables (untracked constants) and the scale: RoPE is linear in x, so its
+            /// backward needs nothing of x.
+            type State = (FlexTensor, FlexTensor, f32);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x] = ops.parents;
+                let grad = grads.consume::<Flex>(&ops.node);
+                if let Some(node) = node_x {
+                    let (cos, sin, scale) = &ops.state;
+                    let grad_x = rotate(&grad, cos, sin, *scale, Rotation::Transpose);
+                    grads.register::<Flex>(node.id, grad_x);
+                }
+            }
+        }
+
+        let (cos, sin) = (cos.into_primitive(), sin.into_primitive());
+        match Rope.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let output = Flex::rope(x.primitive().clone(), cos.clone(), sin.clone(), scale);
+                prep.finish((cos, sin, scale as f32), output)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(Flex::rope(x.into_primitive(), cos, sin, scale))
+            }
         }
     }
 }
