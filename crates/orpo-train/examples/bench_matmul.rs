@@ -37,6 +37,8 @@ fn main() {
         ("mlp up", rows, 576, 1536),
         ("mlp down", rows, 1536, 576),
         ("lm head chunk", 512, 576, 49152),
+        // A large square product: the machine's fp32 matmul peak, as far as gemm reaches it.
+        ("square (peak)", 2048, 2048, 2048),
     ];
     println!("shape              layout            m     k     n    ms   GFLOP/s");
     for (name, m, k, n) in shapes {

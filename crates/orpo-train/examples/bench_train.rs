@@ -120,6 +120,8 @@ fn main() {
     let device = training_device(Device::default(), &run).expect("the device");
     device.seed(0);
     let mut model = LlamaForCausalLM::init(&config, &device);
+    // What the first step's time is made of: start → model ready (random init), then the step.
+    let model_ready = seconds_since_process_start();
     let pairs = synthetic_pairs(args.pairs, args.prompt, args.completion);
     let loss_config = OrpoLossConfig::new(0.1).with_chunk_size(args.chunk_size);
     let mut optim = AdamW::new(AdamWSettings::default());
@@ -199,6 +201,7 @@ fn main() {
             "device_reserved_mib_max": (device_reserved_max > 0)
                 .then(|| device_reserved_max as f64 / (1024.0 * 1024.0)),
             "first_step_end_s": first_step_end,
+            "model_ready_s": model_ready,
             "steps_timed": step_seconds.len(),
             "mean_phase_s": {
                 "forward": phase_seconds[0] / step_seconds.len() as f64,
