@@ -12,9 +12,9 @@ use std::process::ExitCode;
 /// mimalloc for small blocks (tokenization allocates many small strings and vectors; glibc's
 /// malloc/free took ~35% of data preparation) and glibc's non-trimming heap for large ones
 /// (training frees and reallocates the same large buffers every step; fresh `mmap`s cost 8% of a
-/// CPU step, mimalloc's decommits more). See `orpo_train::alloc` and docs/benchmarks.md.
+/// CPU step, mimalloc's decommits more). See the `orpo-alloc` crate and docs/benchmarks.md.
 #[global_allocator]
-static GLOBAL: orpo_train::alloc::TrainingAllocator = orpo_train::alloc::TrainingAllocator;
+static GLOBAL: orpo_alloc::TrainingAllocator = orpo_alloc::TrainingAllocator;
 
 use clap::{Parser, Subcommand};
 

@@ -29,7 +29,7 @@ use orpo_train::{OrpoConfig, OrpoStep, training_device};
 
 /// The `orpo` binary's allocator, so that these figures are the binary's.
 #[global_allocator]
-static GLOBAL: orpo_train::alloc::TrainingAllocator = orpo_train::alloc::TrainingAllocator;
+static GLOBAL: orpo_alloc::TrainingAllocator = orpo_alloc::TrainingAllocator;
 
 mod common;
 use common::{smollm2_config, status_mib, synthetic_pairs};

@@ -12,7 +12,6 @@
 //! - LoRA (`use_peft: true`, [`lora`]): adapters on frozen weights, checkpoints holding the
 //!   PEFT adapter, `final/` as an adapter directory and/or the merged model.
 
-pub mod alloc;
 pub mod checkpoint;
 pub mod config;
 pub mod device;

@@ -1,11 +1,11 @@
-//! `orpo_train::alloc::TrainingAllocator` as this test binary's global allocator: blocks keep
+//! `orpo_alloc::TrainingAllocator` as this test binary's global allocator: blocks keep
 //! their contents on both paths and across them, and (glibc Linux) a freed large block is
 //! reused without page faults.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::Mutex;
 
-use orpo_train::alloc::{LARGE_BLOCK, TrainingAllocator};
+use orpo_alloc::{LARGE_BLOCK, TrainingAllocator};
 
 #[global_allocator]
 static GLOBAL: TrainingAllocator = TrainingAllocator;

@@ -18,7 +18,7 @@
 //!
 //! ```no_run
 //! #[global_allocator]
-//! static GLOBAL: orpo_train::alloc::TrainingAllocator = orpo_train::alloc::TrainingAllocator;
+//! static GLOBAL: orpo_alloc::TrainingAllocator = orpo_alloc::TrainingAllocator;
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout};
