@@ -90,8 +90,9 @@ mod large {
     use std::alloc::Layout;
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    /// The alignment glibc's `malloc` guarantees on 64-bit targets.
-    const MALLOC_ALIGN: usize = 16;
+    /// The alignment glibc's `malloc` guarantees: two words (16 bytes on 64-bit targets, 8 on
+    /// some 32-bit ones); larger alignments go through `posix_memalign`.
+    const MALLOC_ALIGN: usize = 2 * std::mem::size_of::<usize>();
 
     static CONFIGURED: AtomicBool = AtomicBool::new(false);
 
@@ -99,7 +100,7 @@ mod large {
     /// per-thread arenas are 64 MiB heaps that serve larger blocks with `mmap` whatever
     /// `M_MMAP_MAX` says; small blocks are mimalloc's, so there is little to contend for);
     /// `M_MMAP_MAX = 0`: every block from the heap, so a freed one is reused without page
-    /// faults; `M_TRIM_THRESHOLD` above any heap: freed memory is not handed back between steps
+    /// faults; `M_TRIM_THRESHOLD = −1`: freed memory is not handed back between steps
     /// (the peak, which is what bounds a run, is unchanged); `M_TOP_PAD`: grow the heap 64 MiB
     /// at a time. Called on every allocation, small ones included, so that it runs before any
     /// thread has an arena of its own. Racing first calls may both run it; `mallopt` is
@@ -110,7 +111,8 @@ mod large {
             unsafe {
                 libc::mallopt(libc::M_ARENA_MAX, 1);
                 libc::mallopt(libc::M_MMAP_MAX, 0);
-                libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+                // −1: never trim (mallopt(3)).
+                libc::mallopt(libc::M_TRIM_THRESHOLD, -1);
                 libc::mallopt(libc::M_TOP_PAD, 64 << 20);
             }
             CONFIGURED.store(true, Ordering::Relaxed);

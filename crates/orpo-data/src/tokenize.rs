@@ -280,13 +280,22 @@ pub fn tokenize_examples(
     cfg: &TokenizeConfig,
 ) -> Result<(Vec<TokenizedPair>, TokenizeReport)> {
     cfg.validate()?;
+    // A few contiguous blocks per thread, each with its own copy of the tokenizer: the BPE
+    // model's word cache sits behind one lock, which two threads sharing a tokenizer contend for
+    // on every word.
+    let block = examples
+        .len()
+        .div_ceil(4 * rayon::current_num_threads())
+        .max(64);
     let outcomes: Vec<Result<Option<RowOutcome>>> = examples
-        .par_iter()
+        .par_chunks(block)
         .enumerate()
-        .with_min_len(64)
-        .map(|(i, ex)| match ex {
-            Ok(ex) => tokenize_example(tok, ex, cfg, i).map(Some),
-            Err(_) => Ok(None),
+        .flat_map_iter(|(b, rows)| {
+            let tok = tok.clone();
+            rows.iter().enumerate().map(move |(j, ex)| match ex {
+                Ok(ex) => tokenize_example(&tok, ex, cfg, b * block + j).map(Some),
+                Err(_) => Ok(None),
+            })
         })
         .collect();
     let mut report = TokenizeReport {

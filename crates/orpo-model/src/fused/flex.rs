@@ -126,6 +126,9 @@ fn rotate(
     let (cos, sin) = (f32_values(cos), f32_values(sin));
     let half = dim / 2;
     let mut out = vec![0f32; batch * heads * seq * dim];
+    if out.is_empty() {
+        return FlexTensor::from_data(TensorData::new(out, [batch, heads, seq, dim]));
+    }
     out.par_chunks_mut(seq * dim)
         .enumerate()
         .for_each(|(block, out)| {
