@@ -63,8 +63,11 @@ unsafe impl GlobalAlloc for TrainingAllocator {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         match (is_large(layout.size()), is_large(new_size)) {
             (false, false) => unsafe { MiMalloc.realloc(ptr, layout, new_size) },
-            (true, true) => unsafe { large::realloc(ptr, layout, new_size) },
-            // Across the threshold the block changes allocator: move it.
+            (true, true) if layout.align() <= large::MALLOC_ALIGN => unsafe {
+                large::realloc(ptr, new_size)
+            },
+            // Across the threshold the block changes allocator, and glibc's `realloc` does not
+            // keep a larger alignment: move it.
             _ => unsafe {
                 let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
                 let new_ptr = self.alloc(new_layout);
@@ -92,7 +95,7 @@ mod large {
 
     /// The alignment glibc's `malloc` guarantees: two words (16 bytes on 64-bit targets, 8 on
     /// some 32-bit ones); larger alignments go through `posix_memalign`.
-    const MALLOC_ALIGN: usize = 2 * std::mem::size_of::<usize>();
+    pub(super) const MALLOC_ALIGN: usize = 2 * std::mem::size_of::<usize>();
 
     static CONFIGURED: AtomicBool = AtomicBool::new(false);
 
@@ -146,19 +149,9 @@ mod large {
         unsafe { libc::free(ptr as *mut libc::c_void) }
     }
 
-    pub(super) unsafe fn realloc(ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if layout.align() <= MALLOC_ALIGN {
-            return unsafe { libc::realloc(ptr as *mut libc::c_void, new_size) as *mut u8 };
-        }
-        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        let new_ptr = unsafe { alloc(new_layout) };
-        if !new_ptr.is_null() {
-            unsafe {
-                std::ptr::copy_nonoverlapping(ptr, new_ptr, layout.size().min(new_size));
-                dealloc(ptr, layout);
-            }
-        }
-        new_ptr
+    /// `realloc` of a block allocated with at most [`MALLOC_ALIGN`].
+    pub(super) unsafe fn realloc(ptr: *mut u8, new_size: usize) -> *mut u8 {
+        unsafe { libc::realloc(ptr as *mut libc::c_void, new_size) as *mut u8 }
     }
 }
 
@@ -167,6 +160,7 @@ mod large {
 mod large {
     use std::alloc::Layout;
 
+    pub(super) const MALLOC_ALIGN: usize = 0;
     pub(super) fn configure() {}
     pub(super) unsafe fn alloc(_: Layout) -> *mut u8 {
         unreachable!()
@@ -177,7 +171,7 @@ mod large {
     pub(super) unsafe fn dealloc(_: *mut u8, _: Layout) {
         unreachable!()
     }
-    pub(super) unsafe fn realloc(_: *mut u8, _: Layout, _: usize) -> *mut u8 {
+    pub(super) unsafe fn realloc(_: *mut u8, _: usize) -> *mut u8 {
         unreachable!()
     }
 }

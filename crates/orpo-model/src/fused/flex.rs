@@ -126,10 +126,8 @@ fn rotate(
     let (cos, sin) = (f32_values(cos), f32_values(sin));
     let half = dim / 2;
     let mut out = vec![0f32; batch * heads * seq * dim];
-    if out.is_empty() {
-        return FlexTensor::from_data(TensorData::new(out, [batch, heads, seq, dim]));
-    }
-    out.par_chunks_mut(seq * dim)
+    // One chunk per (batch, head); none for an empty tensor (`par_chunks_mut(0)` would panic).
+    out.par_chunks_mut((seq * dim).max(1))
         .enumerate()
         .for_each(|(block, out)| {
             let base = offset + (block / heads) * s_batch + (block % heads) * s_head;
