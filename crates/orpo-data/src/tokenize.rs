@@ -196,15 +196,10 @@ pub fn tokenize_example(
     cfg: &TokenizeConfig,
     index: usize,
 ) -> Result<RowOutcome> {
-    let prompt_ids = tok.encode(&ex.prompt)?;
-    let mut joined =
-        String::with_capacity(ex.prompt.len() + ex.chosen.len().max(ex.rejected.len()));
-    joined.push_str(&ex.prompt);
-    joined.push_str(&ex.chosen);
-    let full_c = tok.encode(&joined)?;
-    joined.truncate(ex.prompt.len());
-    joined.push_str(&ex.rejected);
-    let full_r = tok.encode(&joined)?;
+    let prompt = tok.encode_prompt(&ex.prompt)?;
+    let full_c = tok.encode_continuation(&prompt, &ex.chosen)?;
+    let full_r = tok.encode_continuation(&prompt, &ex.rejected)?;
+    let prompt_ids = prompt.ids;
     let (mut cp, mut ca) = split_answer(&prompt_ids, full_c);
     let (mut rp, mut ra) = split_answer(&prompt_ids, full_r);
 

@@ -11,6 +11,7 @@ use tokenizers::{
 
 use crate::error::{DataError, Result};
 use crate::pretokenize::FastPreTokenizer;
+use crate::prompt_prefix::{EncodedPrompt, cut_after_last_separator, separator_ids};
 use crate::template::ChatTemplate;
 
 /// The tokenizer with its pre-tokenizer replaced by [`FastPreTokenizer`] (same ids, faster).
@@ -55,6 +56,8 @@ pub struct PreferenceTokenizer {
     tokenizer: Tokenizer,
     /// Used by [`Self::encode`] when present: the same ids as `tokenizer`, faster.
     pub(crate) fast: Option<FastTokenizer>,
+    /// Added tokens after which a prompt's encoding is reused (`crate::prompt_prefix`).
+    separators: Vec<u32>,
     bos: Option<(String, u32)>,
     eos: Option<(String, u32)>,
     pad: Option<(String, u32)>,
@@ -171,6 +174,7 @@ impl PreferenceTokenizer {
         };
         Ok(PreferenceTokenizer {
             fast: fast_tokenizer(&tokenizer)?,
+            separators: separator_ids(&tokenizer),
             tokenizer,
             bos,
             eos,
@@ -231,6 +235,45 @@ impl PreferenceTokenizer {
             Some(fast) => ids(fast.encode_fast(text, false)),
             None => self.encode_reference(text),
         }
+    }
+
+    /// Encodes a prompt whose completions [`Self::encode_continuation`] will encode.
+    pub fn encode_prompt<'a>(&self, prompt: &'a str) -> Result<EncodedPrompt<'a>> {
+        let ids = self.encode(prompt)?;
+        let mut prefix = None;
+        if let Some(cut) = cut_after_last_separator(&self.tokenizer, &self.separators, prompt) {
+            let tail = self.encode(&prompt[cut..])?;
+            // Always true for a separator; checked so that a surprise costs speed, not ids.
+            if ids.ends_with(&tail) {
+                prefix = Some((cut, ids.len() - tail.len()));
+            }
+        }
+        Ok(EncodedPrompt {
+            text: prompt,
+            ids,
+            prefix,
+        })
+    }
+
+    /// `encode(prompt + completion)`: the prompt's tokens up to its last special token that
+    /// separates the text (the ChatML prompt's last `<|im_start|>`) are reused, the rest is
+    /// encoded with the completion. The ids are always those of encoding the joined text
+    /// (`crate::prompt_prefix` says when reuse is exact; otherwise the text is encoded whole).
+    pub fn encode_continuation(
+        &self,
+        prompt: &EncodedPrompt,
+        completion: &str,
+    ) -> Result<Vec<u32>> {
+        let (cut, kept) = prompt.prefix.unwrap_or((0, 0));
+        let rest = &prompt.text[cut..];
+        let mut text = String::with_capacity(rest.len() + completion.len());
+        text.push_str(rest);
+        text.push_str(completion);
+        let tail = self.encode(&text)?;
+        let mut ids = Vec::with_capacity(kept + tail.len());
+        ids.extend_from_slice(&prompt.ids[..kept]);
+        ids.extend_from_slice(&tail);
+        Ok(ids)
     }
 
     /// Encodes text like [`Self::encode`] but always through the original pre-tokenizer
