@@ -1,12 +1,13 @@
 //! Vectorised f32 kernels over host slices, shared by orpo-rs's CPU (`flex`) code paths: the
-//! fused SwiGLU of `orpo-model` and the loss kernels of `orpo-loss`.
+//! fused SwiGLU and RMSNorm of `orpo-model` and the loss kernels of `orpo-loss`.
 //!
 //! libm's `expf` is a scalar call: loops over it do not vectorise, and it was ≈ 5% of a CPU
 //! training step (attention, SiLU, the loss's softmax). [`exp_approx`] is Cephes' `expf`
 //! written branch-free (≤ 1 ulp against the exact value, exact zero below the normal range), so
-//! the loops below compile to 8-lane AVX2 code. Each public kernel checks once per call whether
-//! the CPU has AVX2 and FMA and runs a copy compiled for them, else the baseline build of the
-//! same code: results are the same up to summation order.
+//! the loops below compile to 16-lane AVX-512 or 8-lane AVX2 code. Each public kernel checks once
+//! per call whether the CPU has AVX-512 (F and VL), else AVX2 and FMA, and runs a copy compiled
+//! for them, else the baseline build of the same code: results are the same up to summation
+//! order.
 //!
 //! ```
 //! let mut row = vec![0.0f32, -1.0, -2.0];
@@ -15,15 +16,17 @@
 //! ```
 
 mod exp;
+mod rms_norm;
 mod softmax;
 mod swiglu;
 
 pub use exp::{exp_approx, sigmoid_approx};
+pub use rms_norm::{rms_norm_backward_rows, rms_norm_rows};
 pub use softmax::{exp_shifted_in_place, exp_shifted_sum, row_max};
 pub use swiglu::{swiglu, swiglu_backward};
 
-/// Defines `pub fn $name($args) -> $ret` running `$body` compiled for AVX2 + FMA when the CPU
-/// has them, else compiled for the baseline target.
+/// Defines `pub fn $name($args) -> $ret` running `$body` compiled for AVX-512 (16-lane) when the
+/// CPU has it, else for AVX2 + FMA when it has those, else for the baseline target.
 macro_rules! dispatch {
     ($(#[$doc:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
         $(#[$doc])*
@@ -33,6 +36,18 @@ macro_rules! dispatch {
 
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) -> $ret {
+                    body($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has the features `avx512` was compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) -> $ret {
                     body($($arg),*)

@@ -85,6 +85,8 @@
 mod config;
 #[cfg(feature = "flex")]
 mod host;
+#[cfg(feature = "flex")]
+mod inject;
 mod logps;
 mod metrics;
 mod naive;

@@ -307,7 +307,8 @@ impl HeadGradSums {
 /// This is how a gradient computed outside the autodiff graph (by [`token_logps_backward`])
 /// re-enters it: call it once per input (hidden states, head weight, head bias). `value` is `[1]`
 /// (any device kind); `x` is the tracked autodiff tensor; `grad` has the shape of `x` and may
-/// live on the inner backend. If `x` is not tracked, `value` is returned unchanged.
+/// live on the inner backend. If `x` is not tracked, `value` is returned unchanged. On the CPU
+/// backend (`flex` feature) a tracked op does the same without the two passes over `x`.
 pub fn attach_gradient<const D: usize>(
     value: Tensor<1>,
     x: &Tensor<D>,
@@ -317,6 +318,10 @@ pub fn attach_gradient<const D: usize>(
         return value;
     }
     let grad = grad.inner().cast(x.dtype());
+    #[cfg(feature = "flex")]
+    if let Some(zero) = crate::inject::inject_gradient(x, &grad) {
+        return zero + value;
+    }
     let s = (x.clone() * grad).sum();
     let zero = s.clone() - s.detach();
     zero.cast(FloatDType::F32) + value

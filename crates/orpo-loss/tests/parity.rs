@@ -56,6 +56,13 @@ fn assert_grad_close(name: &str, got: Tensor<2>, want: &Value, tol: f64) {
 }
 
 fn run_case(file: &str, chunk_size: usize) {
+    run_variant(file, chunk_size, false, 1.0);
+}
+
+/// `tied`: the head weight is the transposed view of a `[V, H]` table (tied embeddings), whose
+/// gradient is checked. `loss_scale`: backward runs from `loss · loss_scale` (as gradient
+/// accumulation does) and the gradients are divided by it before the comparison.
+fn run_variant(file: &str, chunk_size: usize, tied: bool, loss_scale: f64) {
     let path = format!(
         "{}/../../tests/fixtures/loss/{file}",
         env!("CARGO_MANIFEST_DIR")
@@ -63,7 +70,15 @@ fn run_case(file: &str, chunk_size: usize) {
     let doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let device = Device::flex().autodiff();
     let hidden = float::<3>(&doc["hidden"], &device).require_grad();
-    let weight = float::<2>(&doc["head_weight"], &device).require_grad();
+    let head_weight = float::<2>(&doc["head_weight"], &device);
+    let table = tied.then(|| {
+        let values = head_weight.clone().transpose().into_data();
+        Tensor::<2>::from_data(values, &device).require_grad()
+    });
+    let weight = match &table {
+        Some(table) => table.clone().transpose(),
+        None => head_weight.require_grad(),
+    };
     let bias = doc
         .get("head_bias")
         .map(|b| float::<1>(b, &device).require_grad());
@@ -106,8 +121,12 @@ fn run_case(file: &str, chunk_size: usize) {
     let loss: f64 = out.loss.clone().into_scalar::<f32>() as f64;
     check("loss", loss, doc["loss"].as_f64().unwrap());
 
-    let grads = out.loss.backward();
-    let gh = hidden.grad(&grads).expect("hidden grad");
+    let grads = out.loss.mul_scalar(loss_scale).backward();
+    let unscale = 1.0 / loss_scale;
+    let gh = hidden
+        .grad(&grads)
+        .expect("hidden grad")
+        .mul_scalar(unscale);
     let [r, t, h] = gh.dims();
     assert_grad_close(
         &format!("{file} grad_hidden"),
@@ -115,14 +134,18 @@ fn run_case(file: &str, chunk_size: usize) {
         &doc["grad_hidden"],
         1e-4,
     );
+    let gw = match &table {
+        Some(table) => table.grad(&grads).expect("table grad").transpose(),
+        None => weight.grad(&grads).expect("weight grad"),
+    };
     assert_grad_close(
-        &format!("{file} grad_head_weight"),
-        weight.grad(&grads).expect("weight grad"),
+        &format!("{file} grad_head_weight (tied: {tied})"),
+        gw.mul_scalar(unscale),
         &doc["grad_head_weight"],
         1e-4,
     );
     if let Some(b) = bias {
-        let gb = b.grad(&grads).expect("bias grad");
+        let gb = b.grad(&grads).expect("bias grad").mul_scalar(unscale);
         let [v] = gb.dims();
         assert_grad_close(
             &format!("{file} grad_head_bias"),
@@ -151,4 +174,16 @@ fn nll_on_completion_only() {
 #[test]
 fn tau_and_bias() {
     run_case("tau2_bias_beta0.5.json", 3);
+}
+
+#[test]
+fn tied_head_weight() {
+    run_variant("trl_beta0.1.json", 1024, true, 1.0);
+    run_variant("tau2_bias_beta0.5.json", 3, true, 1.0);
+}
+
+#[test]
+fn scaled_loss_scales_every_gradient() {
+    run_variant("trl_beta0.1.json", 1024, false, 0.25);
+    run_variant("tau2_bias_beta0.5.json", 3, true, 0.25);
 }

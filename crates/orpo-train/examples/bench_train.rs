@@ -134,6 +134,7 @@ fn main() {
     // Summed over the timed steps: model forward, ORPO loss (both head passes, metrics read),
     // backward, clipping + AdamW.
     let mut phase_seconds = [0.0f64; 4];
+    let mut first_step_phases = Vec::new();
     for step in 0..args.warmup + args.steps {
         let started = Instant::now();
         let batch = collator.collate(pairs.iter());
@@ -169,6 +170,8 @@ fn main() {
         }
         if step == 0 {
             first_step_end = seconds_since_process_start();
+            first_step_phases = marks.windows(2).map(|w| w[1] - w[0]).collect();
+            first_step_phases.insert(0, marks[0]);
         }
         if step >= args.warmup {
             step_seconds.push(seconds);
@@ -201,6 +204,8 @@ fn main() {
             "device_reserved_mib_max": (device_reserved_max > 0)
                 .then(|| device_reserved_max as f64 / (1024.0 * 1024.0)),
             "first_step_end_s": first_step_end,
+            // forward, loss, backward, clip + AdamW of the first step.
+            "first_step_phase_s": first_step_phases,
             "model_ready_s": model_ready,
             "steps_timed": step_seconds.len(),
             "mean_phase_s": {

@@ -72,14 +72,7 @@ impl FusedOps for Flex {
         let mut out = vec![0f32; xs.len()];
         out.par_chunks_mut(width * ROWS)
             .zip(xs.par_chunks(width * ROWS))
-            .for_each(|(out, xs)| {
-                for (out, x) in out.chunks_exact_mut(width).zip(xs.chunks_exact(width)) {
-                    let r = inverse_rms(x, epsilon);
-                    for ((o, &x), &w) in out.iter_mut().zip(x).zip(gamma_values.iter()) {
-                        *o = w * (x * r);
-                    }
-                }
-            });
+            .for_each(|(out, xs)| orpo_kernels::rms_norm_rows(out, xs, &gamma_values, epsilon));
         tensor_like(&x, out)
     }
 
@@ -159,13 +152,6 @@ const CHUNK: usize = 16 * 1024;
 /// Rows per rayon task of the RMSNorm kernels.
 const ROWS: usize = 32;
 
-/// `1 / √(mean(x²) + ε)` of one row, the sum in f64.
-#[inline]
-fn inverse_rms(x: &[f32], epsilon: f64) -> f32 {
-    let sum: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    (1.0 / (sum / x.len() as f64 + epsilon).sqrt()) as f32
-}
-
 /// The values of an f32 tensor in row-major order (a copy only for a strided view).
 fn f32_values(t: &FlexTensor) -> Cow<'_, [f32]> {
     assert_eq!(t.dtype(), DType::F32, "fused ops take f32 tensors");
@@ -215,26 +201,17 @@ fn rms_norm_backward(
         .par_chunks_mut(width * ROWS)
         .zip(xs.par_chunks(width * ROWS).zip(dy.par_chunks(width * ROWS)))
         .map(|(dx, (xs, dy))| {
-            let mut grad_gamma = vec![0f64; width];
-            let rows = dx
-                .chunks_exact_mut(width)
-                .zip(xs.chunks_exact(width).zip(dy.chunks_exact(width)));
-            for (dx, (x, dy)) in rows {
-                let r = inverse_rms(x, epsilon);
-                // mean(g ⊙ γ ⊙ x), then ∂x = r·(g ⊙ γ) − x·r³·mean.
-                let dot: f64 = dy
-                    .iter()
-                    .zip(gamma_values.iter())
-                    .zip(x)
-                    .map(|((&g, &w), &x)| f64::from(g * w) * f64::from(x))
-                    .sum();
-                let c = (dot / width as f64) as f32 * r * r * r;
-                for (i, dx) in dx.iter_mut().enumerate() {
-                    *dx = r * (dy[i] * gamma_values[i]) - x[i] * c;
-                    grad_gamma[i] += f64::from(dy[i] * (x[i] * r));
-                }
-            }
-            grad_gamma
+            // f32 over one block of rows, f64 across blocks.
+            let mut grad_gamma = vec![0f32; width];
+            orpo_kernels::rms_norm_backward_rows(
+                dx,
+                &mut grad_gamma,
+                xs,
+                &gamma_values,
+                dy,
+                epsilon,
+            );
+            grad_gamma.into_iter().map(f64::from).collect::<Vec<f64>>()
         })
         .reduce(
             || vec![0f64; width],

@@ -7,7 +7,8 @@
 //! runs a branch-free `exp` (Cephes' `expf`, within 1 ulp) in loops that compile to 8-lane AVX2
 //! code when the CPU has it (checked per call), else to the baseline target.
 
-/// Defines `pub(crate) fn $name` running `$body` compiled for AVX2 + FMA when the CPU has them.
+/// Defines `pub(crate) fn $name` running `$body` compiled for AVX-512 when the CPU has it, else
+/// for AVX2 + FMA when it has those (orpo-rs patch 10: the AVX-512 copy).
 macro_rules! dispatch {
     ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty $body:block) => {
         $(#[$doc])*
@@ -17,6 +18,18 @@ macro_rules! dispatch {
 
             #[cfg(all(target_arch = "x86_64", feature = "std"))]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) -> $ret {
+                    body($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU has the features `avx512` was compiled for.
+                    return unsafe { avx512($($arg),*) };
+                }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2($($arg: $ty),*) -> $ret {
                     body($($arg),*)
