@@ -25,6 +25,20 @@ pub use rms_norm::{rms_norm_backward_rows, rms_norm_rows};
 pub use softmax::{exp_shifted_in_place, exp_shifted_sum, row_max};
 pub use swiglu::{swiglu, swiglu_backward};
 
+/// NaN-filled output buffers for the kernels' tests: an element a kernel fails to write stays
+/// NaN and fails the comparison.
+#[cfg(test)]
+pub(crate) fn nan_buffer(len: usize) -> Vec<std::mem::MaybeUninit<f32>> {
+    vec![std::mem::MaybeUninit::new(f32::NAN); len]
+}
+
+/// The values of a buffer from [`nan_buffer`].
+#[cfg(test)]
+pub(crate) fn values(buffer: &[std::mem::MaybeUninit<f32>]) -> Vec<f32> {
+    // SAFETY: every element was initialised (NaN, or a kernel's write).
+    buffer.iter().map(|v| unsafe { v.assume_init() }).collect()
+}
+
 /// Defines `pub fn $name($args) -> $ret` running `$body` compiled for AVX-512 (16-lane) when the
 /// CPU has it, else for AVX2 + FMA when it has those, else for the baseline target.
 macro_rules! dispatch {

@@ -3,6 +3,8 @@
 //! The row sums run in 16 f64 lanes: a single running sum is one chain of dependent adds, which
 //! neither vectorises nor pipelines (it was ≈ 3% of a CPU training step at the SmolLM2 shape).
 
+use std::mem::MaybeUninit;
+
 use crate::dispatch;
 
 const LANES: usize = 16;
@@ -47,14 +49,15 @@ fn inverse_rms(x: &[f32], epsilon: f64) -> f32 {
 }
 
 dispatch! {
-    /// RMSNorm of each row of `x` (rows of `gamma.len()` values) into `out`.
-    pub fn rms_norm_rows(out: &mut [f32], x: &[f32], gamma: &[f32], epsilon: f64) -> () {
+    /// RMSNorm of each row of `x` (rows of `gamma.len()` values) into `out`, every element of
+    /// which is written (it may start uninitialised).
+    pub fn rms_norm_rows(out: &mut [MaybeUninit<f32>], x: &[f32], gamma: &[f32], epsilon: f64) -> () {
         let width = gamma.len();
         assert!(width > 0 && x.len().is_multiple_of(width) && out.len() == x.len(), "rms_norm_rows: lengths");
         for (out, x) in out.chunks_exact_mut(width).zip(x.chunks_exact(width)) {
             let r = inverse_rms(x, epsilon);
             for ((o, &x), &w) in out.iter_mut().zip(x).zip(gamma) {
-                *o = w * (x * r);
+                o.write(w * (x * r));
             }
         }
     }
@@ -63,9 +66,10 @@ dispatch! {
 dispatch! {
     /// The gradients of `Σ grad ⊙ rms_norm(x, γ)` for each row: `grad_x` is written, and each
     /// row's `grad ⊙ x · r` is added to `grad_gamma` (`r = 1 / rms(x)`). With
-    /// `c = mean(grad ⊙ γ ⊙ x) · r³`: `grad_x = r · (grad ⊙ γ) − x · c`.
+    /// `c = mean(grad ⊙ γ ⊙ x) · r³`: `grad_x = r · (grad ⊙ γ) − x · c`. Every element of
+    /// `grad_x` is written (it may start uninitialised).
     pub fn rms_norm_backward_rows(
-        grad_x: &mut [f32],
+        grad_x: &mut [MaybeUninit<f32>],
         grad_gamma: &mut [f32],
         x: &[f32],
         gamma: &[f32],
@@ -88,7 +92,7 @@ dispatch! {
             let r = inverse_rms(x, epsilon);
             let c = (dot3(dy, gamma, x) / width as f64) as f32 * r * r * r;
             for i in 0..width {
-                dx[i] = r * (dy[i] * gamma[i]) - x[i] * c;
+                dx[i].write(r * (dy[i] * gamma[i]) - x[i] * c);
                 grad_gamma[i] += dy[i] * (x[i] * r);
             }
         }
@@ -118,10 +122,12 @@ mod tests {
             values(width, 2),
             values(width * rows, 3),
         );
-        let mut out = vec![0f32; x.len()];
+        let mut out = crate::nan_buffer(x.len());
         rms_norm_rows(&mut out, &x, &gamma, eps);
-        let (mut dx, mut dgamma) = (vec![0f32; x.len()], vec![0f32; width]);
+        let out = crate::values(&out);
+        let (mut dx, mut dgamma) = (crate::nan_buffer(x.len()), vec![0f32; width]);
         rms_norm_backward_rows(&mut dx, &mut dgamma, &x, &gamma, &dy, eps);
+        let dx = crate::values(&dx);
         let f64s = |v: &[f32]| v.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
         let (x64, g64, dy64) = (f64s(&x), f64s(&gamma), f64s(&dy));
         // Loss Σ dy ⊙ y; gradients by central differences in f64.
