@@ -75,6 +75,13 @@ pub(crate) fn softmax_gradient_tensor(
     targets: &[usize],
     device: &Device,
 ) -> Tensor<2> {
+    softmax_gradient_in_place(&mut g, coef, targets);
+    let v = g.len() / coef.len();
+    Tensor::from_data(TensorData::new(g, [coef.len(), v]), (device, DType::F32))
+}
+
+/// [`softmax_gradient_tensor`]'s values, in place: logits `[c, V]` → `g`.
+pub(crate) fn softmax_gradient_in_place(g: &mut [f32], coef: &[f32], targets: &[usize]) {
     let c = coef.len();
     assert_eq!(targets.len(), c, "one target per logits row");
     assert!(c > 0 && g.len().is_multiple_of(c), "logits are [c, V]");
@@ -90,5 +97,80 @@ pub(crate) fn softmax_gradient_tensor(
         }
         row[targets[i]] += coef[i];
     });
-    Tensor::from_data(TensorData::new(g, [c, v]), (device, DType::F32))
+}
+
+/// `∂W = Σ hcᵀ g` over chunks, `[H, V]` row-major in host memory, each chunk added by one gemm
+/// that reads and updates the sum: no `[H, V]` product per chunk (113 MB at SmolLM2's head,
+/// held next to the running sum at the loss phase's peak).
+pub(crate) struct HostWeightGrad {
+    h: usize,
+    v: usize,
+    /// Empty until the first chunk.
+    values: Vec<f32>,
+}
+
+impl HostWeightGrad {
+    pub(crate) fn new(h: usize, v: usize) -> Self {
+        Self {
+            h,
+            v,
+            values: Vec::new(),
+        }
+    }
+
+    /// `∂W += hcᵀ g` for `hc` `[c, H]` and `g` `[c, V]`, both row-major.
+    pub(crate) fn add(&mut self, hc: &[f32], g: &[f32]) {
+        let (h, v) = (self.h, self.v);
+        assert!(h > 0 && v > 0, "a [H, V] head");
+        let c = hc.len() / h;
+        assert!(
+            hc.len() == c * h && g.len() == c * v,
+            "hc is [c, H] and g is [c, V]"
+        );
+        let first = self.values.is_empty();
+        if first {
+            self.values.reserve_exact(h * v);
+        }
+        let parallelism = gemm::Parallelism::Rayon(rayon::current_num_threads());
+        // SAFETY: dst is `h · v` f32 (row stride v, column stride 1), lhs `hcᵀ` reads `hc` as
+        // `[H, c]` (row stride 1, column stride H), rhs `g` as `[c, V]`; all within their
+        // slices. On the first chunk dst is uninitialised capacity and `read_dst = false`:
+        // gemm then writes every element without reading any (k = 0 included).
+        unsafe {
+            gemm::gemm(
+                h,
+                v,
+                c,
+                self.values.as_mut_ptr(),
+                1,
+                v as isize,
+                !first,
+                hc.as_ptr(),
+                h as isize,
+                1,
+                g.as_ptr(),
+                1,
+                v as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+            if first {
+                self.values.set_len(h * v);
+            }
+        }
+    }
+
+    /// The sum as a `[H, V]` f32 tensor (`None` before any chunk).
+    pub(crate) fn into_tensor(self, device: &Device) -> Option<Tensor<2>> {
+        (!self.values.is_empty()).then(|| {
+            Tensor::from_data(
+                TensorData::new(self.values, [self.h, self.v]),
+                (device, DType::F32),
+            )
+        })
+    }
 }

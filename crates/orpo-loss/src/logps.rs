@@ -238,6 +238,9 @@ pub(crate) struct HeadGradSums {
     request: GradRequest,
     dtype: DType,
     weight: Option<Tensor<2>>,
+    /// `∂W` summed on the host instead of in `weight` (f32 on the CPU backend).
+    #[cfg(feature = "flex")]
+    host_weight: Option<crate::host::HostWeightGrad>,
     bias: Option<Tensor<1>>,
     hidden_parts: Vec<Tensor<2>>,
 }
@@ -252,9 +255,37 @@ impl HeadGradSums {
             },
             dtype,
             weight: None,
+            #[cfg(feature = "flex")]
+            host_weight: None,
             bias: None,
             hidden_parts: Vec::new(),
         }
+    }
+
+    /// Sums `∂W` `[H, V]` on the host from now on, when it is requested and f32: chunks then
+    /// pass their `g` to [`Self::add_weight_on_host`] as well as to [`Self::add`].
+    #[cfg(feature = "flex")]
+    pub(crate) fn sum_weight_on_host(&mut self, h: usize, v: usize) -> bool {
+        if self.request.weight && self.dtype == DType::F32 && self.weight.is_none() {
+            self.host_weight = Some(crate::host::HostWeightGrad::new(h, v));
+        }
+        self.host_weight.is_some()
+    }
+
+    /// `∂W += hcᵀ g` on the host (after [`Self::sum_weight_on_host`]): `hc` `[c, H]`, `g`
+    /// `[c, V]`, row-major f32.
+    #[cfg(feature = "flex")]
+    pub(crate) fn add_weight_on_host(&mut self, hc: &[f32], g: &[f32]) {
+        if let Some(sum) = &mut self.host_weight {
+            sum.add(hc, g);
+        }
+    }
+
+    fn weight_on_host(&self) -> bool {
+        #[cfg(feature = "flex")]
+        return self.host_weight.is_some();
+        #[cfg(not(feature = "flex"))]
+        false
     }
 
     /// Adds one chunk: `hc` `[c, H]` its hidden rows, `g` `[c, V]` f32
@@ -269,7 +300,7 @@ impl HeadGradSums {
             });
         }
         let g = g.cast(self.dtype);
-        if self.request.weight {
+        if self.request.weight && !self.weight_on_host() {
             let gw = hc.transpose().matmul(g.clone());
             self.weight = Some(match self.weight.take() {
                 Some(acc) => acc + gw,
@@ -293,9 +324,16 @@ impl HeadGradSums {
                 IndexingUpdateOp::Add,
             )
         });
+        #[cfg(feature = "flex")]
+        let weight = match self.host_weight {
+            Some(sum) => sum.into_tensor(&device),
+            None => self.weight,
+        };
+        #[cfg(not(feature = "flex"))]
+        let weight = self.weight;
         HeadGrads {
             hidden,
-            weight: self.weight,
+            weight,
             bias: self.bias.map(|g| g.cast(self.dtype)),
         }
     }

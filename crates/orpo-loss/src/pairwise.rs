@@ -14,7 +14,7 @@
 use burn::tensor::{DType, Int, Tensor, TensorData};
 
 use crate::Plan;
-use crate::host::{logits_to_host, rows_target_logps, softmax_gradient_tensor};
+use crate::host::{logits_to_host, rows_target_logps, softmax_gradient_in_place};
 use crate::logps::{GradRequest, HeadGradSums, HeadGrads, chunk_logits};
 use crate::odds_ratio::odds_ratio_loss_grads;
 
@@ -60,6 +60,7 @@ pub(crate) fn logps_and_grads(
 
     let mut logp_all = vec![0f32; m];
     let mut sums = HeadGradSums::new(request, bias.is_some(), dtype);
+    let weight_on_host = sums.sum_weight_on_host(hd, v);
     let mut grad_h_positions: Vec<i64> = Vec::with_capacity(m);
     for (pair, ks) in members.iter().enumerate() {
         if ks.is_empty() {
@@ -106,7 +107,17 @@ pub(crate) fn logps_and_grads(
         for (j, &k) in ks.iter().enumerate() {
             logp_all[k] = logp[j];
         }
-        let g = softmax_gradient_tensor(z, &coef, &targets, &device);
+        let mut g = z;
+        softmax_gradient_in_place(&mut g, &coef, &targets);
+        if weight_on_host {
+            let hc_values = hc
+                .clone()
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("f32 hidden rows");
+            sums.add_weight_on_host(&hc_values, &g);
+        }
+        let g = Tensor::from_data(TensorData::new(g, [c, v]), f32_opts);
         sums.add(hc, g, w);
         grad_h_positions.extend(positions);
     }
