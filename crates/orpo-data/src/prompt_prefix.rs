@@ -13,12 +13,14 @@
 //! - no added token is `single_word` (its match looks at the characters around it), and
 //!   special tokens are split off (`encode_special_tokens` is false);
 //! - every pre-tokenizer step works on each piece alone (not `Metaspace`, whose
-//!   `prepend_scheme: first` treats the text's first piece differently, nor a fixed-length split);
+//!   `prepend_scheme: first` treats the text's first piece differently; a fixed-length split is
+//!   excluded too, to be safe);
 //! - no truncation or padding is set on the tokenizer (they act on the whole encoding);
 //! - a separator is matched before normalization (`normalized: false`), does not swallow the
-//!   spaces after it (`rstrip: false`), and no other added token contains its text (so no
-//!   longer match can start before the separator's end and run into the completion: added
-//!   tokens are matched leftmost-longest).
+//!   spaces after it (`rstrip: false`), and no other added token contains its text. Added tokens
+//!   are matched leftmost-longest, so a match that differs between `prompt` and
+//!   `prompt + completion` would have to run past the separator's end from a start at or before
+//!   its start, i.e. contain it.
 
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::{NormalizerWrapper, OffsetReferential, OffsetType, Tokenizer};

@@ -6,9 +6,10 @@
 //! view, `[H, V]` column-major) the forward product walked two differently laid out
 //! `[576, 49152]` operands element by element, and the gradient then reached the embedding as a
 //! transposed view added to its contiguous gradient: ≈ 3% of a training step at the SmolLM2
-//! benchmark shape. [`inject_gradient`] returns a `[1]` zero with no pass at all; its backward
+//! benchmark shape. [`inject_gradient`] returns a `[1]` zero with no pass over `x`; its backward
 //! gives `x` `grad` (scaled by the upstream gradient, which is 1 for a plain `loss.backward()`)
-//! already laid out as `x` is, so the embedding adds it contiguously.
+//! laid out as `x` is (one transposed copy of `grad` for the tied head), so the embedding adds it
+//! contiguously.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -52,15 +53,17 @@ impl InjectGradient for Flex {
     }
 }
 
+/// Whether `t` is a matrix stored column by column (the transposed view of a contiguous one).
+fn is_column_major(t: &FlexTensor) -> bool {
+    let (shape, strides) = (t.layout().shape(), t.layout().strides());
+    shape.num_dims() == 2 && strides[0] == 1 && strides[1] == shape[0] as isize
+}
+
 /// `grad` with the memory layout of `x` when `x` is a column-major matrix (a transposed view,
 /// as the tied LM head is) and `grad` is not: then what `x`'s transpose passes back to the
 /// embedding is contiguous. Otherwise `grad` unchanged.
 fn laid_out_like(x: &FlexTensor, grad: FlexTensor) -> FlexTensor {
-    let column_major = |t: &FlexTensor| {
-        let (shape, strides) = (t.layout().shape(), t.layout().strides());
-        shape.num_dims() == 2 && strides[0] == 1 && strides[1] == shape[0] as isize
-    };
-    if !column_major(x) || column_major(&grad) {
+    if !is_column_major(x) || is_column_major(&grad) {
         return grad;
     }
     let transposed = Flex::float_swap_dims(grad, 0, 1).to_contiguous();
@@ -88,6 +91,10 @@ impl<C: CheckpointStrategy> InjectGradient for Autodiff<Flex, C> {
                 let scale = upstream.as_slice::<f32>().expect("an f32 [1] gradient")[0];
                 let grad = if scale == 1.0 {
                     ops.state
+                } else if is_column_major(&ops.state) {
+                    // Scaled as the contiguous `[V, H]` it views, so it stays column-major.
+                    let rows = Flex::float_swap_dims(ops.state, 0, 1);
+                    Flex::float_swap_dims(Flex::float_mul_scalar(rows, scale.into()), 0, 1)
                 } else {
                     Flex::float_mul_scalar(ops.state, scale.into())
                 };

@@ -346,7 +346,9 @@ impl HeadGradSums {
 /// re-enters it: call it once per input (hidden states, head weight, head bias). `value` is `[1]`
 /// (any device kind); `x` is the tracked autodiff tensor; `grad` has the shape of `x` and may
 /// live on the inner backend. If `x` is not tracked, `value` is returned unchanged. On the CPU
-/// backend (`flex` feature) a tracked op does the same without the two passes over `x`.
+/// backend (`flex` feature) a tracked op does the same without the two passes over `x`; there
+/// the result is `value` even when `grad` holds a NaN or an infinity (the inner product would
+/// make it NaN), which shows in the gradients and their norm instead.
 pub fn attach_gradient<const D: usize>(
     value: Tensor<1>,
     x: &Tensor<D>,

@@ -60,6 +60,8 @@ pub trait FusedOps: Backend {
 impl FusedOps for Flex {
     fn swiglu(gate: FlexTensor, up: FlexTensor) -> FlexTensor {
         let (g, u) = (f32_values(&gate), f32_values(&up));
+        // (The zip below would stop at the shorter operand, leaving output unwritten.)
+        assert_eq!(g.len(), u.len(), "swiglu: gate and up differ in size");
         // SAFETY: the chunks cover the output and `swiglu` writes every element of each.
         let out = unsafe {
             written(g.len(), |out| {
@@ -206,6 +208,10 @@ fn swiglu_backward(
 ) -> (FlexTensor, FlexTensor) {
     let (g, u, dy) = (f32_values(gate), f32_values(up), f32_values(grad));
     let n = g.len();
+    assert!(
+        u.len() == n && dy.len() == n,
+        "swiglu backward: sizes differ"
+    );
     let mut grad_up = Vec::new();
     // SAFETY: the chunks cover both outputs and `swiglu_backward` writes every element of each.
     let grad_gate = unsafe {
@@ -228,7 +234,8 @@ fn swiglu_backward(
     (tensor_like(gate, grad_gate), tensor_like(up, grad_up))
 }
 
-/// `(∂x, ∂γ)` of `Σ grad ⊙ rms_norm(x, γ)`: ∂x row by row, ∂γ summed over rows in f64.
+/// `(∂x, ∂γ)` of `Σ grad ⊙ rms_norm(x, γ)`: ∂x row by row; ∂γ summed over rows in f32 within a
+/// block of rows, in f64 across blocks.
 fn rms_norm_backward(
     x: &FlexTensor,
     gamma: &FlexTensor,
@@ -237,6 +244,11 @@ fn rms_norm_backward(
 ) -> (FlexTensor, FlexTensor) {
     let (xs, gamma_values, dy) = (f32_values(x), f32_values(gamma), f32_values(grad));
     let width = gamma_values.len();
+    assert_eq!(
+        dy.len(),
+        xs.len(),
+        "rms_norm backward: x and its gradient differ in size"
+    );
     let mut grad_gamma = Vec::new();
     // SAFETY: the row blocks cover ∂x and `rms_norm_backward_rows` writes all of each.
     let grad_x = unsafe {
