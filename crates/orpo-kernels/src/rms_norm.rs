@@ -150,27 +150,22 @@ mod tests {
                 assert!((f64::from(out[row * width + i]) - y[i]).abs() < 1e-5);
             }
         }
-        for i in 0..x.len() {
-            let (mut up, mut down) = (x64.clone(), x64.clone());
-            up[i] += h;
-            down[i] -= h;
-            let numeric = (loss(&up, &g64) - loss(&down, &g64)) / (2.0 * h);
-            assert!(
-                (f64::from(dx[i]) - numeric).abs() < 1e-4,
-                "dx[{i}]: {} vs {numeric}",
-                dx[i]
-            );
-        }
-        for i in 0..width {
-            let (mut up, mut down) = (g64.clone(), g64.clone());
-            up[i] += h;
-            down[i] -= h;
-            let numeric = (loss(&x64, &up) - loss(&x64, &down)) / (2.0 * h);
-            assert!(
-                (f64::from(dgamma[i]) - numeric).abs() < 1e-4,
-                "dγ[{i}]: {} vs {numeric}",
-                dgamma[i]
-            );
-        }
+        // Checks `got` against central differences of the loss over each element of `at`
+        // (`loss_at` evaluates the loss with `at` replaced).
+        let check = |name: &str, got: &[f32], at: &[f64], loss_at: &dyn Fn(&[f64]) -> f64| {
+            for i in 0..at.len() {
+                let (mut up, mut down) = (at.to_vec(), at.to_vec());
+                up[i] += h;
+                down[i] -= h;
+                let numeric = (loss_at(&up) - loss_at(&down)) / (2.0 * h);
+                assert!(
+                    (f64::from(got[i]) - numeric).abs() < 1e-4,
+                    "{name}[{i}]: {} vs {numeric}",
+                    got[i]
+                );
+            }
+        };
+        check("dx", &dx, &x64, &|x| loss(x, &g64));
+        check("dγ", &dgamma, &g64, &|g| loss(&x64, g));
     }
 }

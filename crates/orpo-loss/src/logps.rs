@@ -262,35 +262,36 @@ impl HeadGradSums {
         }
     }
 
-    /// Sums `∂W` `[H, V]` on the host from now on, when it is requested and f32: chunks then
-    /// pass their `g` to [`Self::add_weight_on_host`] as well as to [`Self::add`].
+    /// [`Self::add`] for a chunk whose `g` `[c, V]` f32 is in host memory (the CPU backend): an
+    /// f32 `∂W` is then summed in place on the host by one gemm instead of a `[H, V]` product
+    /// per chunk. Use it for every chunk or for none.
     #[cfg(feature = "flex")]
-    pub(crate) fn sum_weight_on_host(&mut self, h: usize, v: usize) -> bool {
-        if self.request.weight && self.dtype == DType::F32 && self.weight.is_none() {
-            self.host_weight = Some(crate::host::HostWeightGrad::new(h, v));
+    pub(crate) fn add_from_host(&mut self, hc: Tensor<2>, g: Vec<f32>, w: &Tensor<2>) {
+        let [c, h] = hc.dims();
+        let v = g.len() / c;
+        let weight_on_host = self.request.weight && self.dtype == DType::F32;
+        if weight_on_host {
+            let hc_values = hc
+                .clone()
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("f32 hidden rows");
+            self.host_weight
+                .get_or_insert_with(|| crate::host::HostWeightGrad::new(h, v))
+                .add(&hc_values, &g);
         }
-        self.host_weight.is_some()
-    }
-
-    /// `∂W += hcᵀ g` on the host (after [`Self::sum_weight_on_host`]): `hc` `[c, H]`, `g`
-    /// `[c, V]`, row-major f32.
-    #[cfg(feature = "flex")]
-    pub(crate) fn add_weight_on_host(&mut self, hc: &[f32], g: &[f32]) {
-        if let Some(sum) = &mut self.host_weight {
-            sum.add(hc, g);
-        }
-    }
-
-    fn weight_on_host(&self) -> bool {
-        #[cfg(feature = "flex")]
-        return self.host_weight.is_some();
-        #[cfg(not(feature = "flex"))]
-        false
+        let g = Tensor::from_data(TensorData::new(g, [c, v]), (&hc.device(), DType::F32));
+        self.add_parts(hc, g, w, !weight_on_host);
     }
 
     /// Adds one chunk: `hc` `[c, H]` its hidden rows, `g` `[c, V]` f32
     /// `coef ⊙ (onehot − softmax)`, `w` `[H, V]`: `∂b += Σ_rows g`, `∂W += hcᵀ g`, `∂h = g Wᵀ`.
     pub(crate) fn add(&mut self, hc: Tensor<2>, g: Tensor<2>, w: &Tensor<2>) {
+        self.add_parts(hc, g, w, true);
+    }
+
+    /// [`Self::add`], with `∂W` left out unless `weight`.
+    fn add_parts(&mut self, hc: Tensor<2>, g: Tensor<2>, w: &Tensor<2>, weight: bool) {
         let [_, v] = g.dims();
         if self.request.bias {
             let gb = g.clone().sum_dim(0).reshape([v]);
@@ -300,7 +301,7 @@ impl HeadGradSums {
             });
         }
         let g = g.cast(self.dtype);
-        if self.request.weight && !self.weight_on_host() {
+        if self.request.weight && weight {
             let gw = hc.transpose().matmul(g.clone());
             self.weight = Some(match self.weight.take() {
                 Some(acc) => acc + gw,

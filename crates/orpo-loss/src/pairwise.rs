@@ -60,7 +60,6 @@ pub(crate) fn logps_and_grads(
 
     let mut logp_all = vec![0f32; m];
     let mut sums = HeadGradSums::new(request, bias.is_some(), dtype);
-    let weight_on_host = sums.sum_weight_on_host(hd, v);
     let mut grad_h_positions: Vec<i64> = Vec::with_capacity(m);
     for (pair, ks) in members.iter().enumerate() {
         if ks.is_empty() {
@@ -109,16 +108,7 @@ pub(crate) fn logps_and_grads(
         }
         let mut g = z;
         softmax_gradient_in_place(&mut g, &coef, &targets);
-        if weight_on_host {
-            let hc_values = hc
-                .clone()
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("f32 hidden rows");
-            sums.add_weight_on_host(&hc_values, &g);
-        }
-        let g = Tensor::from_data(TensorData::new(g, [c, v]), f32_opts);
-        sums.add(hc, g, w);
+        sums.add_from_host(hc, g, w);
         grad_h_positions.extend(positions);
     }
     let count = grad_h_positions.len();
