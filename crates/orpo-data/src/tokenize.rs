@@ -42,7 +42,7 @@ pub enum TruncationMode {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CompletionBudget {
-    /// `max_length − prompt_len` (DESIGN.md §4): sequences are filled up to `max_length`.
+    /// `max_length − prompt_len`: sequences are filled up to `max_length`.
     #[default]
     Remaining,
     /// `max_length − max_prompt_length`, exactly as TRL v0.25 (shorter when the prompt is
