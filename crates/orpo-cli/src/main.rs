@@ -5,6 +5,7 @@
 
 mod commands;
 mod device;
+mod doctor;
 mod hub;
 
 use std::process::ExitCode;
@@ -113,6 +114,10 @@ enum Command {
         /// The run's output_dir.
         run_dir: String,
     },
+    /// Check what the GPU backend needs on this machine: the CUDA driver and devices (name,
+    /// memory, compute capability), NVRTC, the CUDA headers and NCCL; exit 1 when the device of
+    /// --device (cuda:0 by default) cannot run.
+    Doctor,
 }
 
 #[derive(Subcommand, Debug)]
@@ -165,6 +170,16 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), commands::Failure> {
     let device = device::parse_device(&cli.device).map_err(commands::Failure::Usage)?;
+    // CUDA's driver, devices, NVRTC and headers are checked before burn opens a device, whose
+    // own failures are panics on its device thread (src/doctor.rs).
+    let cuda_specs: Vec<&str> = match &cli.command {
+        Command::Train { devices, .. } if !devices.is_empty() => {
+            devices.iter().map(String::as_str).collect()
+        }
+        Command::Data { .. } | Command::Plot { .. } | Command::Doctor => Vec::new(),
+        _ => vec![cli.device.as_str()],
+    };
+    doctor::preflight(&cuda_specs).map_err(commands::Failure::Runtime)?;
     match cli.command {
         Command::Train {
             config,
@@ -224,5 +239,6 @@ fn run(cli: Cli) -> Result<(), commands::Failure> {
             base,
         } => commands::export(&checkpoint, &out, merge, base.as_deref(), device),
         Command::Plot { run_dir } => commands::plot(&run_dir),
+        Command::Doctor => doctor::doctor(&cli.device).map_err(commands::Failure::Runtime),
     }
 }

@@ -9,7 +9,13 @@
 //!
 //!     cargo run --release -p orpo-train --example bench_train -- \
 //!         [--pairs 2] [--prompt 128] [--completion 384] [--steps 12] [--warmup 2] [--layers 30] \
-//!         [--dtype f32|bf16|f16] [--gradient-checkpointing] [--chunk-size 512]
+//!         [--dtype f32|bf16|f16] [--gradient-checkpointing] [--chunk-size 512] \
+//!         [--model-config config.json] [--peak-tflops T]
+//!
+//! `--model-config` takes another shape from a Hugging Face `config.json` (e.g. SmolLM2-1.7B's;
+//! `--layers` is then ignored). `--peak-tflops` (the device's dense peak for the run's dtype)
+//! adds `mfu`: the ≈ 6 · parameters FLOP per training token (attention's score products left
+//! out) per second, over that peak.
 //!
 //! The device is `Device::default()`: the CPU backend, or the GPU backend built in with
 //! `--features wgpu` / `--features cuda` (`BURN_DEVICE=flex` picks the CPU then). `--dtype` and
@@ -45,6 +51,10 @@ struct Args {
     gradient_checkpointing: bool,
     /// Token positions per LM-head chunk of the loss (`logits_chunk_size`).
     chunk_size: usize,
+    /// A Hugging Face `config.json` for another shape than SmolLM2-135M's.
+    model_config: Option<String>,
+    /// The device's dense peak TFLOP/s in the run's dtype, for `mfu`.
+    peak_tflops: Option<f64>,
 }
 
 fn parse_args() -> Args {
@@ -58,6 +68,8 @@ fn parse_args() -> Args {
         dtype: "f32".into(),
         gradient_checkpointing: false,
         chunk_size: OrpoConfig::default().logits_chunk_size,
+        model_config: None,
+        peak_tflops: None,
     };
     let mut raw = std::env::args().skip(1);
     while let Some(flag) = raw.next() {
@@ -80,6 +92,14 @@ fn parse_args() -> Args {
             "--layers" => args.layers = number(),
             "--dtype" => args.dtype = value.clone(),
             "--chunk-size" => args.chunk_size = number(),
+            "--model-config" => args.model_config = Some(value.clone()),
+            "--peak-tflops" => {
+                args.peak_tflops = Some(
+                    value
+                        .parse()
+                        .unwrap_or_else(|_| panic!("--peak-tflops needs a number, not {value}")),
+                )
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -106,7 +126,15 @@ fn seconds_since_process_start() -> f64 {
 
 fn main() {
     let args = parse_args();
-    let config = smollm2_config(args.layers);
+    let config = match &args.model_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .unwrap_or_else(|e| panic!("--model-config {path}: {e}"));
+            orpo_model::LlamaConfig::from_json_str(&text, path.as_ref())
+                .unwrap_or_else(|e| panic!("--model-config {path}: {e}"))
+        }
+        None => smollm2_config(args.layers),
+    };
     let run = OrpoConfig {
         bf16: args.dtype == "bf16",
         fp16: args.dtype == "f16",
@@ -179,8 +207,17 @@ fn main() {
     }
     step_seconds.sort_by(f64::total_cmp);
     let median = step_seconds[step_seconds.len() / 2];
-    let params = 576 * 49152 + args.layers * (576 * 576 * 2 + 576 * 192 * 2 + 3 * 576 * 1536);
+    // Embedding (tied with the head) and the layers' projections; norms are negligible.
+    let (h, kv) = (
+        config.hidden_size,
+        config.num_key_value_heads * config.head_dim,
+    );
+    let q = config.num_attention_heads * config.head_dim;
+    let head = if config.tie_word_embeddings { 1 } else { 2 };
+    let params = head * config.vocab_size * h
+        + config.num_hidden_layers * (2 * h * q + 2 * h * kv + 3 * h * config.intermediate_size);
     let flop_per_token = 6.0 * params as f64;
+    let gflop_per_s = flop_per_token * train_tokens as f64 / median / 1e9;
     println!(
         "{}",
         serde_json::json!({
@@ -189,7 +226,9 @@ fn main() {
             "pairs": args.pairs,
             "prompt": args.prompt,
             "completion": args.completion,
-            "layers": args.layers,
+            "layers": config.num_hidden_layers,
+            "hidden_size": config.hidden_size,
+            "params": params,
             "dtype": args.dtype,
             "chunk_size": args.chunk_size,
             "gradient_checkpointing": args.gradient_checkpointing,
@@ -198,7 +237,8 @@ fn main() {
             "min_step_s": step_seconds[0],
             "max_step_s": step_seconds[step_seconds.len() - 1],
             "tokens_per_s": train_tokens as f64 / median,
-            "approx_gflop_per_s": flop_per_token * train_tokens as f64 / median / 1e9,
+            "approx_gflop_per_s": gflop_per_s,
+            "mfu": args.peak_tflops.map(|peak| gflop_per_s / (peak * 1e3)),
             "peak_rss_mib": status_mib("VmHWM:"),
             // The GPU allocator's reserved bytes, largest seen at a step's end (null on the CPU).
             "device_reserved_mib_max": (device_reserved_max > 0)

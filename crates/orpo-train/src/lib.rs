@@ -13,6 +13,7 @@
 //!   PEFT adapter, `final/` as an adapter directory and/or the merged model.
 
 pub mod checkpoint;
+pub mod collective;
 pub mod config;
 pub mod device;
 pub mod io;

@@ -22,6 +22,7 @@ use orpo_loss::{
 use serde::Serialize;
 
 use crate::checkpoint::{self, TrainerState};
+use crate::collective::GradientExchange;
 use crate::config::{OrpoConfig, SamplingStrategy, TruncationMode};
 use crate::metrics::{LogEntry, MetricsWriter};
 use crate::model::CausalLm;
@@ -423,6 +424,14 @@ impl<M: CausalLm> OrpoTrainer<M> {
         let mut last_eval = BTreeMap::new();
         let first_step = state.global_step;
         let loop_started = Instant::now();
+        // Several devices: NCCL's all-reduce on CUDA, else the copy to the first device.
+        let all_devices: Vec<Device> = std::iter::once(device.clone())
+            .chain(self.replica_devices.iter().cloned())
+            .collect();
+        let (exchange, exchange_note) = GradientExchange::new(&all_devices);
+        if let (Some(note), false) = (exchange_note, self.quiet) {
+            eprintln!("{note}");
+        }
 
         while state.global_step < total_steps {
             let step = state.global_step;
@@ -437,7 +446,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
                     self.model.clone().fork(d)
                 })
                 .collect();
-            let mut grads = GradientsParams::new();
+            let mut sums = exchange.accumulators();
             let mut step_loss = 0.0;
             let mut step_metrics: BTreeMap<String, f64> = BTreeMap::new();
             // Accumulation is one big batch: every micro-batch's NLL sum is divided by the NLL
@@ -480,6 +489,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
                 }
                 let model = &self.model;
                 let replicas = &replicas;
+                let exchange = &exchange;
                 let loss_cfg = &loss_cfg;
                 let device = &device;
                 results.extend(std::thread::scope(|scope| {
@@ -494,7 +504,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
                                     batch,
                                     loss_cfg,
                                     denominators,
-                                    device,
+                                    exchange.destination(d, device),
                                 )
                             })
                         })
@@ -505,10 +515,12 @@ impl<M: CausalLm> OrpoTrainer<M> {
                         .collect::<Vec<_>>()
                 }));
             }
-            for ((loss, metrics, micro_grads), (batch, &tokens)) in
-                results.into_iter().zip(batches.iter().zip(&nll_tokens))
+            for (k, ((loss, metrics, micro_grads), (batch, &tokens))) in results
+                .into_iter()
+                .zip(batches.iter().zip(&nll_tokens))
+                .enumerate()
             {
-                accumulate(&self.model, &mut grads, micro_grads);
+                accumulate(&self.model, &mut sums[exchange.slot(k)], micro_grads);
                 step_loss += loss;
                 // The step's metrics are those of the whole step's pairs: the NLL weighted by
                 // tokens, the per-pair means by pairs.
@@ -525,6 +537,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
                     }
                 }
             }
+            let mut grads = exchange.combine(&self.model, sums);
             let grad_norm = clip_global_norm(&self.model, &mut grads, cfg.max_grad_norm);
             if step_loss.is_finite() && grad_norm.is_finite() {
                 self.model = optim.step(lr, self.model.clone(), &mut grads);

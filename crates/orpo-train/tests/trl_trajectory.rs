@@ -51,12 +51,26 @@ const METRIC_TOLERANCES: [(&str, f64, f64); 11] = [
     ("grad_norm", 1e-4, 0.0),
 ];
 
+/// The training device: `flex` unless `ORPO_TEST_DEVICE` names another backend built in with this
+/// crate's `wgpu` or `cuda` feature (how the trajectory is checked on a GPU, scripts/gpu_checks.sh).
+fn device() -> Device {
+    let device = match std::env::var("ORPO_TEST_DEVICE").as_deref() {
+        Err(_) | Ok("cpu") | Ok("flex") => Device::flex(),
+        #[cfg(feature = "wgpu")]
+        Ok("wgpu") => Device::wgpu(burn::tensor::DeviceKind::DefaultDevice),
+        #[cfg(feature = "cuda")]
+        Ok("cuda") => Device::cuda(0),
+        Ok(other) => panic!("ORPO_TEST_DEVICE={other}: not a backend this test was built with"),
+    };
+    device.autodiff()
+}
+
 #[test]
 fn twenty_steps_follow_trls_trajectory() {
     let (dir, fx) = fixture();
     let settings = &fx["settings"];
     let steps = fx["steps"].as_array().unwrap();
-    let device = Device::flex().autodiff();
+    let device = device();
     let model = LlamaForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
     let (tokenizer, data) = fixture_data(&dir);
     let out = tempfile::tempdir().unwrap();
