@@ -1,6 +1,20 @@
-//! [`OrpoLossConfig`]: the knobs of the loss (λ, τ, NLL span, chunk size).
+//! [`OrpoLossConfig`]: the knobs of the loss (objective, λ/β, τ, NLL span, chunk size).
 
 use serde::{Deserialize, Serialize};
+
+use crate::objective::{Orpo, PreferenceObjective, SimPo};
+
+/// Which preference objective the loss optimises (TRL: the trainer, or CPO's `loss_type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossType {
+    /// ORPO's odds ratio ([`Orpo`]): `beta` is λ, `orpo_beta` τ.
+    #[default]
+    Orpo,
+    /// SimPO ([`SimPo`], TRL's `CPOTrainer` with `loss_type="simpo"`): `beta` is β,
+    /// `simpo_gamma` γ, `cpo_alpha` the NLL weight.
+    Simpo,
+}
 
 /// λ, τ, the NLL span and the log-prob chunk size.
 ///
@@ -9,6 +23,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OrpoLossConfig {
+    /// The objective (default ORPO).
+    pub loss_type: LossType,
     /// λ, the weight of the odds-ratio term (TRL's `beta`, axolotl's `orpo_alpha`; default 0.1).
     /// `0.0` turns the loss into plain SFT on the chosen responses.
     pub beta: f64,
@@ -23,15 +39,22 @@ pub struct OrpoLossConfig {
     /// block (one to three of them live at once), so peak memory grows linearly with this value.
     /// Default 512 (≈ 100 MB per `[512, 49 152]` block).
     pub chunk_size: usize,
+    /// SimPO's target margin γ (TRL's `simpo_gamma`, default 0.5); SimPO only.
+    pub simpo_gamma: f64,
+    /// SimPO's NLL weight (TRL's `cpo_alpha`, default 1.0; 0 = SimPO without NLL); SimPO only.
+    pub cpo_alpha: f64,
 }
 
 impl Default for OrpoLossConfig {
     fn default() -> Self {
         Self {
+            loss_type: LossType::Orpo,
             beta: 0.1,
             orpo_beta: 1.0,
             nll_on_completion_only: false,
             chunk_size: 512,
+            simpo_gamma: 0.5,
+            cpo_alpha: 1.0,
         }
     }
 }
@@ -63,9 +86,51 @@ impl OrpoLossConfig {
         self
     }
 
-    /// Checks the values: finite non-negative λ, finite τ, `chunk_size > 0`.
-    /// The error message names the offending field.
+    /// SimPO with β = `beta`, γ = `simpo_gamma` and NLL weight `cpo_alpha` (TRL's CPO
+    /// semantics: the NLL covers the chosen completion tokens only).
+    pub fn simpo(beta: f64, simpo_gamma: f64, cpo_alpha: f64) -> Self {
+        Self {
+            loss_type: LossType::Simpo,
+            beta,
+            simpo_gamma,
+            cpo_alpha,
+            nll_on_completion_only: true,
+            ..Self::default()
+        }
+    }
+
+    /// The objective these settings describe.
+    pub fn objective(&self) -> Box<dyn PreferenceObjective> {
+        match self.loss_type {
+            LossType::Orpo => Box::new(Orpo {
+                lambda: self.beta,
+                tau: self.orpo_beta,
+            }),
+            LossType::Simpo => Box::new(SimPo {
+                beta: self.beta,
+                gamma: self.simpo_gamma,
+                cpo_alpha: self.cpo_alpha,
+            }),
+        }
+    }
+
+    /// Checks the values: finite non-negative λ/β, finite τ, `chunk_size > 0`, and for SimPO a
+    /// finite γ and a finite non-negative `cpo_alpha`. The error message names the field.
     pub fn validate(&self) -> Result<(), String> {
+        if self.loss_type == LossType::Simpo {
+            if !self.simpo_gamma.is_finite() {
+                return Err(format!(
+                    "simpo_gamma must be finite, got {}",
+                    self.simpo_gamma
+                ));
+            }
+            if !self.cpo_alpha.is_finite() || self.cpo_alpha < 0.0 {
+                return Err(format!(
+                    "cpo_alpha must be finite and >= 0, got {}",
+                    self.cpo_alpha
+                ));
+            }
+        }
         if !self.beta.is_finite() || self.beta < 0.0 {
             return Err(format!("beta must be finite and >= 0, got {}", self.beta));
         }

@@ -126,12 +126,14 @@ pub fn token_logps(
     let b = head_bias.map(|b| b.clone().inner());
     let device = h.device();
     let (pos, tgt) = selection.tensors(&device);
-    if on_host(&device) {
+    if let Some(kernels) = crate::fast::kernels(&device) {
         let mut logps = Vec::with_capacity(selection.len());
         for (s, e) in chunk_ranges(selection.len(), chunk_size) {
             let hc = h.clone().select(0, pos.clone().slice_dim(0, s..e));
             let z = chunk_logits(hc, &w, b.as_ref());
-            logps.extend(host_target_logps(z, &selection.targets[s..e]));
+            let [_, v] = z.dims();
+            let z = kernels.logits_to_host(z);
+            logps.extend(kernels.target_logps(&z, v, &selection.targets[s..e]));
         }
         let m = logps.len();
         return Tensor::from_data(TensorData::new(logps, [m]), (&device, DType::F32));
@@ -146,30 +148,6 @@ pub fn token_logps(
         parts.push((picked - lse).reshape([c]));
     }
     Tensor::cat(parts, 0)
-}
-
-/// Whether the chunk passes can run as host-memory kernels ([`crate::host`]) on `device`.
-pub(crate) fn on_host(device: &burn::tensor::Device) -> bool {
-    #[cfg(feature = "flex")]
-    return crate::host::applies(device);
-    #[cfg(not(feature = "flex"))]
-    {
-        let _ = device;
-        false
-    }
-}
-
-#[cfg(feature = "flex")]
-use crate::host::{softmax_gradient as host_softmax_gradient, target_logps as host_target_logps};
-
-// Never called: `on_host` is false without the `flex` feature.
-#[cfg(not(feature = "flex"))]
-fn host_target_logps(_: Tensor<2>, _: &[usize]) -> Vec<f32> {
-    unreachable!("host kernels need the flex feature")
-}
-#[cfg(not(feature = "flex"))]
-fn host_softmax_gradient(_: Tensor<2>, _: &[f32], _: &[usize]) -> Tensor<2> {
-    unreachable!("host kernels need the flex feature")
 }
 
 /// Gradient of `Σ_k coef_k · logp_k` (logp as in [`token_logps`]) wrt hidden, `W` and `b`.
@@ -202,11 +180,13 @@ pub fn token_logps_backward(
     let dtype = h.dtype();
     let [n, hd] = h.dims();
     let (pos, tgt) = selection.tensors(&device);
-    let host_coef = on_host(&device).then(|| {
-        coef.clone()
+    let fast = crate::fast::kernels(&device).map(|kernels| {
+        let host_coef = coef
+            .clone()
             .into_data()
             .try_into_vec::<f32>()
-            .expect("f32 coefficients")
+            .expect("f32 coefficients");
+        (kernels, host_coef)
     });
 
     let mut sums = HeadGradSums::new(request, b.is_some(), dtype);
@@ -215,8 +195,11 @@ pub fn token_logps_backward(
         let hc = h.clone().select(0, pos.clone().slice_dim(0, s..e));
         let z = chunk_logits(hc.clone(), &w, b.as_ref());
         // G = coef·onehot − coef·softmax
-        let g = if let Some(host_coef) = &host_coef {
-            host_softmax_gradient(z, &host_coef[s..e], &selection.targets[s..e])
+        let g = if let Some((kernels, host_coef)) = &fast {
+            let [_, v] = z.dims();
+            let mut g = kernels.logits_to_host(z);
+            kernels.softmax_gradient_in_place(&mut g, &host_coef[s..e], &selection.targets[s..e]);
+            Tensor::from_data(TensorData::new(g, [c, v]), (&device, DType::F32))
         } else {
             let lse = logsumexp(&z);
             let ck = coef.clone().slice_dim(0, s..e).reshape([c, 1]);
@@ -238,9 +221,6 @@ pub(crate) struct HeadGradSums {
     request: GradRequest,
     dtype: DType,
     weight: Option<Tensor<2>>,
-    /// `∂W` summed on the host instead of in `weight` (f32 on the CPU backend).
-    #[cfg(feature = "flex")]
-    host_weight: Option<crate::host::HostWeightGrad>,
     bias: Option<Tensor<1>>,
     hidden_parts: Vec<Tensor<2>>,
 }
@@ -255,33 +235,9 @@ impl HeadGradSums {
             },
             dtype,
             weight: None,
-            #[cfg(feature = "flex")]
-            host_weight: None,
             bias: None,
             hidden_parts: Vec::new(),
         }
-    }
-
-    /// [`Self::add`] for a chunk whose `g` `[c, V]` f32 is in host memory (the CPU backend): an
-    /// f32 `∂W` is then summed in place on the host by one gemm instead of a `[H, V]` product
-    /// per chunk. Use it for every chunk or for none.
-    #[cfg(feature = "flex")]
-    pub(crate) fn add_from_host(&mut self, hc: Tensor<2>, g: Vec<f32>, w: &Tensor<2>) {
-        let [c, h] = hc.dims();
-        let v = g.len() / c;
-        let weight_on_host = self.request.weight && self.dtype == DType::F32;
-        if weight_on_host {
-            let hc_values = hc
-                .clone()
-                .into_data()
-                .try_into_vec::<f32>()
-                .expect("f32 hidden rows");
-            self.host_weight
-                .get_or_insert_with(|| crate::host::HostWeightGrad::new(h, v))
-                .add(&hc_values, &g);
-        }
-        let g = Tensor::from_data(TensorData::new(g, [c, v]), (&hc.device(), DType::F32));
-        self.add_parts(hc, g, w, !weight_on_host);
     }
 
     /// Adds one chunk: `hc` `[c, H]` its hidden rows, `g` `[c, V]` f32
@@ -290,8 +246,8 @@ impl HeadGradSums {
         self.add_parts(hc, g, w, true);
     }
 
-    /// [`Self::add`], with `∂W` left out unless `weight`.
-    fn add_parts(&mut self, hc: Tensor<2>, g: Tensor<2>, w: &Tensor<2>, weight: bool) {
+    /// [`Self::add`], with `∂W` left out unless `weight` (the caller sums it elsewhere).
+    pub(crate) fn add_parts(&mut self, hc: Tensor<2>, g: Tensor<2>, w: &Tensor<2>, weight: bool) {
         let [_, v] = g.dims();
         if self.request.bias {
             let gb = g.clone().sum_dim(0).reshape([v]);
@@ -325,16 +281,9 @@ impl HeadGradSums {
                 IndexingUpdateOp::Add,
             )
         });
-        #[cfg(feature = "flex")]
-        let weight = match self.host_weight {
-            Some(sum) => sum.into_tensor(&device),
-            None => self.weight,
-        };
-        #[cfg(not(feature = "flex"))]
-        let weight = self.weight;
         HeadGrads {
             hidden,
-            weight,
+            weight: self.weight,
             bias: self.bias.map(|g| g.cast(self.dtype)),
         }
     }
@@ -346,9 +295,9 @@ impl HeadGradSums {
 /// This is how a gradient computed outside the autodiff graph (by [`token_logps_backward`])
 /// re-enters it: call it once per input (hidden states, head weight, head bias). `value` is `[1]`
 /// (any device kind); `x` is the tracked autodiff tensor; `grad` has the shape of `x` and may
-/// live on the inner backend. If `x` is not tracked, `value` is returned unchanged. On the CPU
-/// backend (`flex` feature) a tracked op does the same without the two passes over `x`; there
-/// the result is `value` even when `grad` holds a NaN or an infinity (the inner product would
+/// live on the inner backend. If `x` is not tracked, `value` is returned unchanged. Where the
+/// backend has a fast path (`crate::fast`: the CPU backend) a tracked op does the same without
+/// the two passes over `x`; there the result is `value` even when `grad` holds a NaN or an infinity (the inner product would
 /// make it NaN), which shows in the gradients and their norm instead.
 pub fn attach_gradient<const D: usize>(
     value: Tensor<1>,
@@ -359,8 +308,7 @@ pub fn attach_gradient<const D: usize>(
         return value;
     }
     let grad = grad.inner().cast(x.dtype());
-    #[cfg(feature = "flex")]
-    if let Some(zero) = crate::inject::inject_gradient(x, &grad) {
+    if let Some(zero) = crate::fast::inject_gradient(x, &grad) {
         return zero + value;
     }
     let s = (x.clone() * grad).sum();
@@ -382,14 +330,6 @@ impl RowLogps {
     pub fn mean(&self) -> Tensor<1> {
         self.sum.clone() / self.count.clone()
     }
-}
-
-/// Reads a `[R, T]` integer tensor to the host as `i64`.
-pub(crate) fn read_i64(t: &Tensor<2, Int>, what: &str) -> Vec<i64> {
-    t.clone()
-        .inner()
-        .try_into_vec_as::<i64>()
-        .unwrap_or_else(|e| panic!("orpo-loss: cannot read {what}: {e:?}"))
 }
 
 /// Per-row sum and count of completion-token log-probs of a causal LM, chunked (no gradient).
@@ -418,8 +358,8 @@ pub fn completion_logps(
         [r, t],
         "completion_mask must be [R, T]"
     );
-    let ids = read_i64(input_ids, "input_ids");
-    let mask = read_i64(completion_mask, "completion_mask");
+    let ids = crate::inputs::read_i64(input_ids, "input_ids");
+    let mask = crate::inputs::read_i64(completion_mask, "completion_mask");
     let mut sel = TokenSelection::default();
     let mut seg = Vec::new();
     let mut counts = vec![0f32; r];

@@ -19,7 +19,40 @@ pub const METRIC_NAMES: [&str; 11] = [
     "log_odds_chosen",
 ];
 
-/// The metrics of one batch as detached `[1]` f32 tensors, still on the device: reading them
+/// The metrics of one batch under TRL's names, as detached `[1]` tensors still on the device:
+/// what [`crate::preference_loss`] returns for any objective. Reading them forces a device sync,
+/// so the caller decides when ([`MetricTensors::to_named`]).
+#[derive(Debug, Clone, Default)]
+pub struct MetricTensors(pub Vec<(&'static str, Tensor<1>)>);
+
+impl MetricTensors {
+    /// The tensor of a metric by name.
+    pub fn get(&self, name: &str) -> Option<&Tensor<1>> {
+        self.0.iter().find_map(|(n, t)| (*n == name).then_some(t))
+    }
+
+    /// `(name, value)` pairs, read in one transfer (cast to f32 first: under bf16 some metrics
+    /// are bf16 and some f32, and `cat` needs one dtype).
+    ///
+    /// # Panics
+    /// If the device cannot be read.
+    pub fn to_named(&self) -> Vec<(&'static str, f64)> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        let parts = self
+            .0
+            .iter()
+            .map(|(_, t)| t.clone().cast(burn::tensor::FloatDType::F32))
+            .collect();
+        let values = Tensor::cat(parts, 0)
+            .try_into_vec_as::<f64>()
+            .unwrap_or_else(|e| panic!("orpo-loss: cannot read metrics: {e:?}"));
+        self.0.iter().map(|(n, _)| *n).zip(values).collect()
+    }
+}
+
+/// ORPO's metrics of one batch as detached `[1]` f32 tensors, still on the device: reading them
 /// forces a device sync, so the trainer decides when ([`OrpoMetricTensors::to_metrics`]).
 #[derive(Debug, Clone)]
 pub struct OrpoMetricTensors {
@@ -48,6 +81,33 @@ pub struct OrpoMetricTensors {
 }
 
 impl OrpoMetricTensors {
+    /// The ORPO metrics out of a named list ([`MetricTensors`] of the [`crate::Orpo`]
+    /// objective).
+    ///
+    /// # Panics
+    /// If a name of [`METRIC_NAMES`] is missing.
+    pub fn from_named(metrics: &MetricTensors) -> Self {
+        let get = |name: &str| {
+            metrics
+                .get(name)
+                .unwrap_or_else(|| panic!("orpo-loss: no `{name}` metric"))
+                .clone()
+        };
+        Self {
+            rewards_chosen: get("rewards/chosen"),
+            rewards_rejected: get("rewards/rejected"),
+            rewards_accuracies: get("rewards/accuracies"),
+            rewards_margins: get("rewards/margins"),
+            logps_chosen: get("logps/chosen"),
+            logps_rejected: get("logps/rejected"),
+            logits_chosen: get("logits/chosen"),
+            logits_rejected: get("logits/rejected"),
+            nll_loss: get("nll_loss"),
+            log_odds_ratio: get("log_odds_ratio"),
+            log_odds_chosen: get("log_odds_chosen"),
+        }
+    }
+
     /// The tensors in [`METRIC_NAMES`] order.
     pub fn to_vec(&self) -> Vec<Tensor<1>> {
         vec![

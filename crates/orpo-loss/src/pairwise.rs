@@ -1,6 +1,7 @@
-//! One pass over the LM head per preference pair instead of two per chunk, on the CPU backend.
+//! One pass over the LM head per preference pair instead of two per chunk, where the backend
+//! has host kernels for the logits (`crate::fast`).
 //!
-//! The odds-ratio gradient of pair `i` depends only on that pair's `lc_i` and `lr_i`, and the
+//! The objective's gradient of pair `i` depends only on that pair's `lc_i` and `lr_i`, and the
 //! NLL weight `1/N` is known before any logit is computed. So once a pair's logits are computed
 //! (chosen and rejected rows together, `M_i` scored tokens), its log-probs give `∂loss/∂logp`
 //! for every one of its tokens, and the same logits turn into `G = coef ⊙ (onehot − softmax)` in
@@ -9,14 +10,14 @@
 //!
 //! It holds one pair's `[M_i, V]` f32 logits at a time, so it runs only when every pair has at
 //! most `2 · chunk_size` scored tokens (about the two-pass path's own peak of two to three chunk
-//! temporaries); otherwise [`crate::orpo_loss`] keeps the two-pass path.
+//! temporaries); otherwise [`crate::preference_loss`] keeps the two-pass path. The head weight's
+//! gradient is summed in host memory in place (f32 heads), one gemm per pair.
 
 use burn::tensor::{DType, Int, Tensor, TensorData};
 
-use crate::Plan;
-use crate::host::{logits_to_host, rows_target_logps, softmax_gradient_in_place};
 use crate::logps::{GradRequest, HeadGradSums, HeadGrads, chunk_logits};
-use crate::odds_ratio::odds_ratio_loss_grads;
+use crate::objective::PreferenceObjective;
+use crate::plan::Plan;
 
 /// Per-token log-probs `[M]` (in `plan.sel` order) and the head-input gradients.
 pub(crate) struct PairwiseOutput {
@@ -26,24 +27,23 @@ pub(crate) struct PairwiseOutput {
 
 /// Runs the single-pass loss when it applies (see the module docs), else `None`.
 ///
-/// `hidden_flat [N, H]`, `w [H, V]`, `bias [V]` on the inner device; `pairs` = B;
-/// `or_scale = β · pair_scale` as [`odds_ratio_loss_grads`] takes it for the whole batch.
+/// `hidden_flat [N, H]`, `w [H, V]`, `bias [V]` on the inner device; `pair_weight` = 1/P, the
+/// weight of each pair's objective term in the loss.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn logps_and_grads(
     hidden_flat: &Tensor<2>,
     w: &Tensor<2>,
     bias: Option<&Tensor<1>>,
     plan: &Plan,
-    pairs: usize,
-    or_scale: f64,
-    tau: f64,
+    objective: &dyn PreferenceObjective,
+    pair_weight: f64,
     chunk_size: usize,
     request: GradRequest,
 ) -> Option<PairwiseOutput> {
     let device = hidden_flat.device();
-    if !crate::logps::on_host(&device) {
-        return None;
-    }
+    let kernels = crate::fast::kernels(&device)?;
+    let pairs = plan.empty_rows.len() / 2;
+    let nll_weight = objective.nll_weight() as f32;
     let m = plan.sel.len();
     // Token indices of each pair: rows i (chosen) and B + i (rejected).
     let mut members = vec![Vec::new(); pairs];
@@ -60,6 +60,9 @@ pub(crate) fn logps_and_grads(
 
     let mut logp_all = vec![0f32; m];
     let mut sums = HeadGradSums::new(request, bias.is_some(), dtype);
+    // ∂W summed on the host (f32 heads): one in-place gemm per pair, no [H, V] product per pair.
+    let weight_on_host = request.weight && dtype == DType::F32;
+    let mut host_weight: Vec<f32> = Vec::new();
     let mut grad_h_positions: Vec<i64> = Vec::with_capacity(m);
     for (pair, ks) in members.iter().enumerate() {
         if ks.is_empty() {
@@ -70,8 +73,8 @@ pub(crate) fn logps_and_grads(
         let targets: Vec<usize> = ks.iter().map(|&k| plan.sel.targets[k]).collect();
         let pos = Tensor::<1, Int>::from_data(TensorData::new(positions.clone(), [c]), &device);
         let hc = hidden_flat.clone().select(0, pos);
-        let z = logits_to_host(chunk_logits(hc.clone(), w, bias));
-        let logp = rows_target_logps(&z, v, &targets);
+        let z = kernels.logits_to_host(chunk_logits(hc.clone(), w, bias));
+        let logp = kernels.target_logps(&z, v, &targets);
 
         // lc, lr of this pair (NaN for a row without completion tokens, as TRL's 0/0).
         let row_mean = |row: usize| -> f32 {
@@ -89,32 +92,53 @@ pub(crate) fn logps_and_grads(
         let (chosen, rejected) = (pair, pairs + pair);
         let lc = Tensor::<1>::from_data(TensorData::new(vec![row_mean(chosen)], [1]), f32_opts);
         let lr = Tensor::<1>::from_data(TensorData::new(vec![row_mean(rejected)], [1]), f32_opts);
-        // The batch's mean over pairs is a sum of per-pair terms scaled by 1/B.
-        let (d_lc, d_lr) = odds_ratio_loss_grads(lc, lr, or_scale / pairs as f64, tau);
-        let d_row = |t: Tensor<1>| t.into_data().try_into_vec::<f32>().expect("f32")[0];
-        let (d_lc, d_lr) = (d_row(d_lc), d_row(d_lr));
+        // The loss holds each pair's term times 1/P.
+        let terms = objective.terms(lc, lr);
+        let d_row = |t: Tensor<1>| {
+            t.mul_scalar(pair_weight)
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("f32")[0]
+        };
+        let (d_lc, d_lr) = (d_row(terms.d_chosen), d_row(terms.d_rejected));
 
-        // ∂loss/∂logp_k = ∂loss/∂l_row · seg[row, k] − nll_w[k]
+        // ∂loss/∂logp_k = ∂loss/∂l_row · seg[row, k] − w · nll_w[k]
         let coef: Vec<f32> = ks
             .iter()
             .map(|&k| {
                 let row = plan.tok_row[k];
                 let d = if row == chosen { d_lc } else { d_lr };
-                d * plan.seg[row * m + k] - plan.nll_w[k]
+                d * plan.seg[row * m + k] - nll_weight * plan.nll_w[k]
             })
             .collect();
         for (j, &k) in ks.iter().enumerate() {
             logp_all[k] = logp[j];
         }
         let mut g = z;
-        softmax_gradient_in_place(&mut g, &coef, &targets);
-        sums.add_from_host(hc, g, w);
+        kernels.softmax_gradient_in_place(&mut g, &coef, &targets);
+        if weight_on_host {
+            let hc_values = hc
+                .clone()
+                .into_data()
+                .try_into_vec::<f32>()
+                .expect("f32 hidden rows");
+            kernels.add_weight_gradient(&mut host_weight, hd, v, &hc_values, &g);
+        }
+        let g = Tensor::from_data(TensorData::new(g, [c, v]), f32_opts);
+        sums.add_parts(hc, g, w, !weight_on_host);
         grad_h_positions.extend(positions);
     }
     let count = grad_h_positions.len();
     let pos = Tensor::<1, Int>::from_data(TensorData::new(grad_h_positions, [count]), &device);
+    let mut grads = sums.finish([n, hd], pos);
+    if weight_on_host && !host_weight.is_empty() {
+        grads.weight = Some(Tensor::from_data(
+            TensorData::new(host_weight, [hd, v]),
+            f32_opts,
+        ));
+    }
     Some(PairwiseOutput {
         logp: Tensor::from_data(TensorData::new(logp_all, [m]), f32_opts),
-        grads: sums.finish([n, hd], pos),
+        grads,
     })
 }

@@ -1,8 +1,12 @@
-//! Parity with TRL 0.25's `ORPOTrainer` on the fixtures of `scripts/make_loss_fixtures.py`
-//! (workspace root; writes `tests/fixtures/loss/`).
+//! Parity with TRL 0.25's `ORPOTrainer` on the fixtures of `scripts/make_loss_fixtures.py`, and
+//! with TRL 1.x's `CPOTrainer` (`loss_type="simpo"`) on those of
+//! `scripts/make_simpo_fixtures.py` (workspace root; both write `tests/fixtures/loss/`).
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use orpo_loss::{METRIC_NAMES, OrpoInputs, OrpoLossConfig, orpo_loss};
+use orpo_loss::{
+    HostInputsBuf, LossDenominators, METRIC_NAMES, OrpoInputs, OrpoLossConfig, orpo_loss,
+    preference_loss,
+};
 use serde_json::Value;
 
 fn flatten(v: &Value, out: &mut Vec<f64>, shape: &mut Vec<usize>, depth: usize) {
@@ -88,23 +92,45 @@ fn run_variant(file: &str, chunk_size: usize, tied: bool, loss_scale: f64) {
         completion_mask: int(&doc["completion_mask"], &device),
     };
     let c = &doc["config"];
-    let config = OrpoLossConfig {
-        beta: c["beta"].as_f64().unwrap(),
-        orpo_beta: c["orpo_beta"].as_f64().unwrap(),
-        nll_on_completion_only: c["nll_on_completion_only"].as_bool().unwrap(),
-        chunk_size,
+    let f = |key: &str| c[key].as_f64().unwrap();
+    let simpo = c["loss_type"].as_str() == Some("simpo");
+    let (loss, metrics) = if simpo {
+        // SimPO: through the general entry point, the tokens from host memory.
+        let config = OrpoLossConfig {
+            chunk_size,
+            ..OrpoLossConfig::simpo(f("beta"), f("simpo_gamma"), f("cpo_alpha"))
+        };
+        let host = HostInputsBuf::read(&inputs);
+        let out = preference_loss(
+            hidden.clone(),
+            weight.clone(),
+            bias.clone(),
+            host.view(),
+            &config,
+            LossDenominators::default(),
+        );
+        (out.loss, out.metrics.to_named())
+    } else {
+        let config = OrpoLossConfig {
+            beta: f("beta"),
+            orpo_beta: f("orpo_beta"),
+            nll_on_completion_only: c["nll_on_completion_only"].as_bool().unwrap(),
+            chunk_size,
+            ..OrpoLossConfig::default()
+        };
+        let out = orpo_loss(
+            hidden.clone(),
+            weight.clone(),
+            bias.clone(),
+            &inputs,
+            &config,
+        );
+        (out.loss, out.metrics.to_metrics().to_named())
     };
-    let out = orpo_loss(
-        hidden.clone(),
-        weight.clone(),
-        bias.clone(),
-        &inputs,
-        &config,
-    );
 
     // Metrics and loss: 1e-5 relative (relative to max(|ref|, 1) for values near 0, e.g. the
-    // logit means, whose summation order differs from torch's).
-    let metrics = out.metrics.to_metrics();
+    // logit means, whose summation order differs from torch's). Every metric TRL logs is
+    // checked, and no other is produced.
     let check = |name: &str, got: f64, want: f64| {
         let err = (got - want).abs() / want.abs().max(1.0);
         assert!(
@@ -112,16 +138,22 @@ fn run_variant(file: &str, chunk_size: usize, tied: bool, loss_scale: f64) {
             "{file}: {name}: got {got}, want {want} (rel err {err:e})"
         );
     };
-    for name in METRIC_NAMES {
-        let want = doc["metrics"][name]
-            .as_f64()
-            .unwrap_or_else(|| panic!("fixture lacks {name}"));
-        check(name, metrics.get(name).unwrap(), want);
+    let want_metrics = doc["metrics"].as_object().unwrap();
+    assert_eq!(metrics.len(), want_metrics.len(), "{file}: metric count");
+    if !simpo {
+        assert_eq!(metrics.len(), METRIC_NAMES.len());
     }
-    let loss: f64 = out.loss.clone().into_scalar::<f32>() as f64;
-    check("loss", loss, doc["loss"].as_f64().unwrap());
+    for (name, got) in &metrics {
+        let want = want_metrics
+            .get(*name)
+            .and_then(Value::as_f64)
+            .unwrap_or_else(|| panic!("{file}: TRL logs no `{name}`"));
+        check(name, *got, want);
+    }
+    let value: f64 = loss.clone().into_scalar::<f32>() as f64;
+    check("loss", value, doc["loss"].as_f64().unwrap());
 
-    let grads = out.loss.mul_scalar(loss_scale).backward();
+    let grads = loss.mul_scalar(loss_scale).backward();
     let unscale = 1.0 / loss_scale;
     let gh = hidden
         .grad(&grads)
@@ -186,4 +218,15 @@ fn tied_head_weight() {
 fn scaled_loss_scales_every_gradient() {
     run_variant("trl_beta0.1.json", 1024, false, 0.25);
     run_variant("tau2_bias_beta0.5.json", 3, true, 0.25);
+}
+
+#[test]
+fn simpo_matches_trl_cpo() {
+    // SimPO itself (no NLL, β 2, γ 1) and TRL's CPO-SimPO defaults (β 0.1, γ 0.5, NLL weight 1),
+    // on the single-pass path (large chunks) and the chunked one.
+    for chunk_size in [1024, 3] {
+        run_case("simpo_beta2_gamma1.json", chunk_size);
+        run_case("simpo_beta0.1_cpo_alpha1.json", chunk_size);
+    }
+    run_variant("simpo_beta0.1_cpo_alpha1.json", 1024, true, 0.25);
 }

@@ -1,6 +1,6 @@
 //! A tracked op that hands a precomputed gradient to a tensor, on the CPU backend (`flex`).
 //!
-//! [`crate::attach_gradient`] splices the head's gradients into the caller's graph as
+//! `crate::attach_gradient` splices the head's gradients into the caller's graph as
 //! `⟨x, grad⟩ − stopgrad(⟨x, grad⟩)` from tensor ops: a forward product and sum over `x` and a
 //! backward product, each a full pass. For the tied LM head (`x` = the embedding's transposed
 //! view, `[H, V]` column-major) the forward product walked two differently laid out
