@@ -11,7 +11,8 @@ use orpo_data::{
 };
 use orpo_model::{GenerationConfig, LlamaConfig, LlamaForCausalLM};
 use orpo_train::{
-    OrpoConfig, OrpoTrainer, check_tokenizer_fits, evaluate_pairs, read_metrics, tokenize_config,
+    LearnerKind, OrpoConfig, OrpoTrainer, check_tokenizer_fits, evaluate_pairs, read_metrics,
+    tokenize_config,
 };
 
 /// How a command failed: a usage or configuration error (exit 2) or a runtime error (exit 1).
@@ -44,8 +45,9 @@ fn usage(e: impl Into<anyhow::Error>) -> Failure {
 }
 
 /// A local directory, else a Hugging Face Hub id resolved to its cached or downloaded snapshot
-/// (`hub` feature; without it, a usage error that says how to fetch the files).
-fn resolve_dir(name: &str, what: &str) -> Result<PathBuf, Failure> {
+/// at `revision` (unset: `main`) (`hub` feature; without it, a usage error that says how to
+/// fetch the files).
+fn resolve_dir(name: &str, what: &str, revision: Option<&str>) -> Result<PathBuf, Failure> {
     let path = PathBuf::from(name);
     if path.is_dir() {
         return Ok(path);
@@ -56,7 +58,7 @@ fn resolve_dir(name: &str, what: &str) -> Result<PathBuf, Failure> {
         )));
     }
     if hub::looks_like_hub_id(name) {
-        return from_hub(name, hub::HubKind::Model, what);
+        return from_hub(name, hub::HubKind::Model, what, revision);
     }
     Err(usage(anyhow!("{what} `{name}`: no such directory")))
 }
@@ -68,22 +70,53 @@ fn resolve_dataset(name: &str, what: &str) -> Result<PathBuf, Failure> {
         // A missing local path is reported by the loader, with the path.
         return Ok(path);
     }
-    from_hub(name, hub::HubKind::Dataset, what)
+    // `model_revision` pins the model; TRL's dataset keys have no revision.
+    from_hub(name, hub::HubKind::Dataset, what, None)
 }
 
 #[cfg(feature = "hub")]
-fn from_hub(name: &str, kind: hub::HubKind, what: &str) -> Result<PathBuf, Failure> {
-    let dir = hub::resolve(name, kind).with_context(|| format!("{what} `{name}`"))?;
+fn from_hub(
+    name: &str,
+    kind: hub::HubKind,
+    what: &str,
+    revision: Option<&str>,
+) -> Result<PathBuf, Failure> {
+    let dir = hub::resolve(name, kind, revision, &hub::HubEnv::from_env())
+        .with_context(|| format!("{what} `{name}`"))?;
     eprintln!("{what} `{name}` → {}", dir.display());
     Ok(dir)
 }
 
 #[cfg(not(feature = "hub"))]
-fn from_hub(name: &str, _kind: hub::HubKind, what: &str) -> Result<PathBuf, Failure> {
+fn from_hub(
+    name: &str,
+    _kind: hub::HubKind,
+    what: &str,
+    _revision: Option<&str>,
+) -> Result<PathBuf, Failure> {
     Err(usage(anyhow!(
         "{what} `{name}` is not a local path, and this build has no Hub support (feature `hub`); \
          fetch it with `huggingface-cli download {name} --local-dir DIR` and pass DIR"
     )))
+}
+
+/// Says once what a config has that a TRL user should know: the keys with no effect here, and
+/// values derived from others (`max_prompt_length`).
+fn say_config_warnings(config: &OrpoConfig) {
+    for line in config.warnings() {
+        eprintln!("config: {line}");
+    }
+}
+
+/// `orpo config`: every key with its default and meaning, as YAML (or as the Markdown table of
+/// docs/config.md).
+pub fn config(markdown: bool) -> Result<(), Failure> {
+    if markdown {
+        print!("{}", orpo_train::config::keys::markdown_table());
+    } else {
+        print!("{}", orpo_train::config::keys::yaml_listing());
+    }
+    Ok(())
 }
 
 fn data_config(config: &OrpoConfig) -> DataConfig {
@@ -133,6 +166,13 @@ pub fn train(
     let config = OrpoConfig::from_yaml_file(config_path)
         .and_then(|c| c.apply_overrides(set))
         .map_err(usage)?;
+    say_config_warnings(&config);
+    if resume && config.learner == LearnerKind::BurnTrain {
+        return Err(usage(anyhow!(
+            "--resume with `learner: burn-train`: burn-train restarts at epoch boundaries only and \
+             does not keep the data position; resume with the default learner (`learner: orpo`)"
+        )));
+    }
     // bf16 / fp16 and gradient checkpointing are properties of the device (burn 0.22).
     let devices: Vec<Device> = devices
         .into_iter()
@@ -143,7 +183,7 @@ pub fn train(
     device.seed(config.seed);
     let (model, model_dir) = match (&config.model_name_or_path, &config.model_config) {
         (Some(name), _) => {
-            let dir = resolve_dir(name, "model_name_or_path")?;
+            let dir = resolve_dir(name, "model_name_or_path", config.model_revision.as_deref())?;
             let model = LlamaForCausalLM::from_pretrained(&dir, &device)
                 .with_context(|| format!("loading the model from {}", dir.display()))?;
             (model, Some(dir))
@@ -160,7 +200,11 @@ pub fn train(
         }
     };
     let tokenizer_dir = match (&config.tokenizer_name_or_path, &model_dir) {
-        (Some(t), _) => resolve_dir(t, "tokenizer_name_or_path")?,
+        (Some(t), _) => resolve_dir(
+            t,
+            "tokenizer_name_or_path",
+            config.model_revision.as_deref(),
+        )?,
         (None, Some(d)) => d.clone(),
         (None, None) => {
             return Err(usage(anyhow!(
@@ -181,12 +225,27 @@ pub fn train(
         &data_config(&config),
     )?;
     let test_split = config.dataset_test_split.clone();
+    if config.learner == LearnerKind::BurnTrain {
+        let test = has_split(&dataset, &test_split)
+            .then(|| PreferenceDataset::load(&dataset, Some(&test_split), &data_config(&config)))
+            .transpose()?;
+        return train_burn_train(
+            model,
+            &config,
+            train,
+            test,
+            tokenizer,
+            tokenizer_dir,
+            devices,
+        );
+    }
     let mut trainer = OrpoTrainer::new(model, config.clone(), train, tokenizer)?
         .with_tokenizer_dir(&tokenizer_dir)
         .resume(resume)
         .with_devices(devices)
         .map_err(usage)?;
-    if has_split(&dataset, &test_split) {
+    // A single file is the training split it is given for, never also the held-out one.
+    if !dataset.is_file() && has_split(&dataset, &test_split) {
         let test = PreferenceDataset::load(&dataset, Some(&test_split), &data_config(&config))?;
         trainer = trainer.with_eval_dataset(test)?;
     }
@@ -208,6 +267,68 @@ pub fn train(
     Ok(())
 }
 
+/// `orpo train` with `learner: burn-train`: tokenized as the default learner tokenizes, then
+/// burn-train's `SupervisedTraining` (`orpo_train::learner`); several devices run burn-train's
+/// `MultiDevice` execution strategy.
+fn train_burn_train(
+    model: LlamaForCausalLM,
+    config: &OrpoConfig,
+    train: PreferenceDataset,
+    test: Option<PreferenceDataset>,
+    tokenizer: PreferenceTokenizer,
+    tokenizer_dir: PathBuf,
+    devices: Vec<Device>,
+) -> Result<(), Failure> {
+    check_tokenizer_fits(model.config.vocab_size, &tokenizer)?;
+    let tokenize = tokenize_config(config);
+    let (pairs, report) = train
+        .tokenize(&tokenizer, &tokenize)
+        .context("tokenizing the training split")?;
+    let eval_pairs = match test {
+        Some(test) => {
+            test.tokenize(&tokenizer, &tokenize)
+                .context("tokenizing the evaluation split")?
+                .0
+        }
+        None => Vec::new(),
+    };
+    // What burn-train cannot honour is a configuration error, naming the key.
+    let plan = orpo_train::learner::plan(config, &pairs, devices.len()).map_err(usage)?;
+    eprintln!(
+        "train (burn-train learner): {} pairs kept of {} ({} truncated, {} dropped); {} \
+         optimizer steps in {} epoch(s)",
+        report.rows_out,
+        report.rows_in,
+        report.truncated,
+        report.dropped_total(),
+        plan.total_steps,
+        plan.epochs
+    );
+    let options = orpo_train::learner::LearnerRunOptions {
+        tokenizer_dir: Some(tokenizer_dir),
+        devices: if devices.len() > 1 {
+            devices
+        } else {
+            Vec::new()
+        },
+        quiet: false,
+    };
+    let summary = orpo_train::learner::train_with_burn_train(
+        model,
+        config,
+        pairs,
+        eval_pairs,
+        tokenizer.padding_id(),
+        options,
+    )?;
+    eprintln!("final model: {}", summary.final_model_dir.display());
+    println!(
+        "{}",
+        serde_json::to_string(&summary).expect("summary serialises")
+    );
+    Ok(())
+}
+
 /// `orpo eval`.
 pub fn eval(
     model: &str,
@@ -217,7 +338,8 @@ pub fn eval(
     device: Device,
 ) -> Result<(), Failure> {
     let config = OrpoConfig::default().apply_overrides(set).map_err(usage)?;
-    let dir = resolve_dir(model, "--model")?;
+    say_config_warnings(&config);
+    let dir = resolve_dir(model, "--model", config.model_revision.as_deref())?;
     let model = load_model(&dir, None, &device)?;
     let tokenizer = PreferenceTokenizer::from_dir(&dir)?;
     check_tokenizer_fits(model.config.vocab_size, &tokenizer)
@@ -272,7 +394,7 @@ pub fn generate(
     mut config: GenerationConfig,
     device: Device,
 ) -> Result<(), Failure> {
-    let dir = resolve_dir(model, "--model")?;
+    let dir = resolve_dir(model, "--model", None)?;
     let model = load_model(&dir, None, &device)?;
     let tokenizer = PreferenceTokenizer::from_dir(&dir)?;
     check_tokenizer_fits(model.config.vocab_size, &tokenizer)
@@ -300,6 +422,7 @@ pub fn inspect(
     set: &[String],
 ) -> Result<(), Failure> {
     let config = OrpoConfig::default().apply_overrides(set).map_err(usage)?;
+    say_config_warnings(&config);
     let dataset = resolve_dataset(dataset, "--dataset")?;
     let splits: Vec<String> = match split {
         Some(s) => vec![s.to_string()],
@@ -309,6 +432,7 @@ pub fn inspect(
         Some(t) => Some(PreferenceTokenizer::from_dir(resolve_dir(
             t,
             "--tokenizer",
+            config.model_revision.as_deref(),
         )?)?),
         None => None,
     };
@@ -354,15 +478,28 @@ pub fn export(
     out: &str,
     merge: bool,
     base: Option<&str>,
+    dtype: Option<orpo_model::SaveDtype>,
     device: Device,
 ) -> Result<(), Failure> {
-    let dir = resolve_dir(checkpoint, "--checkpoint")?;
+    let dir = resolve_dir(checkpoint, "--checkpoint", None)?;
     let model = load_model(&dir, base, &device)?;
+    // Default: the type the checkpoint (a LoRA adapter's base) is stored in.
+    let dtype = dtype.or_else(|| model.stored_dtype()).unwrap_or_default();
+    // A checkpoint of a bf16 / f16 run keeps the f32 master weights in its optimizer state:
+    // export those, not their rounding in the checkpoint's weights file.
+    let optimizer = dir.join(orpo_train::checkpoint::OPTIMIZER_STATE);
+    let model = if optimizer.is_file() {
+        let optim = orpo_train::optim::AdamW::load(Default::default(), &optimizer, &device)
+            .with_context(|| format!("reading the master weights of {}", optimizer.display()))?;
+        optim.with_masters(model)
+    } else {
+        model
+    };
     let out = PathBuf::from(out);
     if model.lora_config().is_some() && !merge {
         orpo_train::lora::export_adapter(&model, Some(&dir), &out)?;
     } else {
-        orpo_train::checkpoint::export_model(&model.merge_lora(), Some(&dir), &out)?;
+        orpo_train::checkpoint::export_model(&model.merge_lora(), Some(&dir), &out, dtype)?;
     }
     eprintln!("wrote {}", out.display());
     Ok(())
@@ -381,13 +518,14 @@ fn load_model(
     }
     let lora = orpo_model::LoraConfig::from_adapter_dir(dir)?;
     let base = match (base, &lora.base_model_name_or_path) {
-        (Some(base), _) => resolve_dir(base, "--base")?,
+        (Some(base), _) => resolve_dir(base, "--base", None)?,
         (None, Some(base)) => resolve_dir(
             base,
             &format!(
                 "{}: `base_model_name_or_path`",
                 dir.join(orpo_model::lora::ADAPTER_CONFIG).display()
             ),
+            None,
         )?,
         (None, None) => {
             return Err(usage(anyhow!(

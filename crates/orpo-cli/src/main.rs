@@ -47,6 +47,10 @@ enum Command {
         /// --device): per_device_train_batch_size pairs on each, gradients summed on the first.
         #[arg(long, value_delimiter = ',', value_name = "DEVICE,DEVICE,...")]
         devices: Vec<String>,
+        /// The training loop: `orpo` (default) or `burn-train` (burn-train's Learner and
+        /// dashboard, whole epochs); the same as `--set learner=...`.
+        #[arg(long, value_name = "orpo|burn-train")]
+        learner: Option<String>,
     },
     /// Evaluate a model on a preference split; prints the eval_ metrics as JSON (last line).
     Eval {
@@ -108,6 +112,18 @@ enum Command {
         /// `base_model_name_or_path`).
         #[arg(long)]
         base: Option<String>,
+        /// The float type of the written weights: f32, bf16 or f16 (default: the type the
+        /// checkpoint's weights are stored in, per its config.json; f32 if it says none). A
+        /// checkpoint of a bf16 / f16 run is written from its f32 master weights.
+        #[arg(long)]
+        dtype: Option<orpo_model::SaveDtype>,
+    },
+    /// Print every config key with its default and meaning (YAML; the acting keys parse to the
+    /// defaults, the keys with no effect here are commented out).
+    Config {
+        /// Print the Markdown table of docs/config.md instead.
+        #[arg(long)]
+        markdown: bool,
     },
     /// Draw the plots of a run from its metrics.jsonl into RUN_DIR/plots.
     Plot {
@@ -176,17 +192,23 @@ fn run(cli: Cli) -> Result<(), commands::Failure> {
         Command::Train { devices, .. } if !devices.is_empty() => {
             devices.iter().map(String::as_str).collect()
         }
-        Command::Data { .. } | Command::Plot { .. } | Command::Doctor => Vec::new(),
+        Command::Data { .. } | Command::Plot { .. } | Command::Config { .. } | Command::Doctor => {
+            Vec::new()
+        }
         _ => vec![cli.device.as_str()],
     };
     doctor::preflight(&cuda_specs).map_err(commands::Failure::Runtime)?;
     match cli.command {
         Command::Train {
             config,
-            set,
+            mut set,
             resume,
             devices,
+            learner,
         } => {
+            if let Some(learner) = learner {
+                set.push(format!("learner={learner}"));
+            }
             let devices = if devices.is_empty() {
                 vec![device]
             } else {
@@ -237,8 +259,10 @@ fn run(cli: Cli) -> Result<(), commands::Failure> {
             out,
             merge,
             base,
-        } => commands::export(&checkpoint, &out, merge, base.as_deref(), device),
+            dtype,
+        } => commands::export(&checkpoint, &out, merge, base.as_deref(), dtype, device),
         Command::Plot { run_dir } => commands::plot(&run_dir),
+        Command::Config { markdown } => commands::config(markdown),
         Command::Doctor => doctor::doctor(&cli.device).map_err(commands::Failure::Runtime),
     }
 }

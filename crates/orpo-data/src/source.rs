@@ -219,7 +219,9 @@ pub fn list_splits(path: &Path) -> Result<Vec<Split>> {
 
 /// Chooses a split by name. With `None`: `train` if present, else the only split.
 ///
-/// A path naming a single file whose name does not encode a split is accepted for any split name.
+/// A path naming a single file is the split it is asked for, whatever its name says
+/// (`orpo eval --dataset held_out/eval.parquet` evaluates that file): a file named on purpose is
+/// used, as `datasets.load_dataset("parquet", data_files=FILE, split=...)` would.
 pub fn select_split(path: &Path, split: Option<&str>) -> Result<Split> {
     let splits = list_splits(path)?;
     let available = splits
@@ -227,13 +229,9 @@ pub fn select_split(path: &Path, split: Option<&str>) -> Result<Split> {
         .map(|s| s.name.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    let single_plain_file = path.is_file() && hf_split_name(&file_stem(path)).is_none() && {
-        let stem = file_stem(path);
-        !KNOWN_SPLITS.contains(&stem.as_str())
-    };
     match split {
         Some(name) => {
-            if single_plain_file {
+            if path.is_file() {
                 let mut s = splits.into_iter().next().expect("one file");
                 s.name = name.to_string();
                 return Ok(s);
@@ -624,5 +622,27 @@ mod tests {
         );
         assert_eq!(hf_split_name("part-0"), None);
         assert_eq!(hf_split_name("data"), None);
+    }
+
+    #[test]
+    fn a_single_file_is_the_split_asked_for() {
+        let dir = std::env::temp_dir().join(format!("orpo-data-split-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let row = "{\"prompt\": \"p\", \"chosen\": \"a\", \"rejected\": \"b\"}\n";
+        for name in ["eval.jsonl", "train-00000-of-00001.jsonl", "pairs.jsonl"] {
+            let file = dir.join(name);
+            std::fs::write(&file, row).unwrap();
+            for split in ["test", "train", "validation"] {
+                let chosen = select_split(&file, Some(split)).unwrap();
+                assert_eq!(
+                    (chosen.name.as_str(), chosen.files[0].path.as_path()),
+                    (split, file.as_path())
+                );
+            }
+        }
+        // In a folder, the names still decide.
+        let err = select_split(&dir, Some("test")).unwrap_err().to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.contains("test"), "{err}");
     }
 }

@@ -117,7 +117,14 @@ impl LlamaForCausalLM {
     /// device's RNG (`device.seed(..)`).
     pub fn init(config: &LlamaConfig, device: &Device) -> Self {
         let mut source = RandomInit::new(device, config.initializer_range);
-        Self::build(config, &mut source).expect("random initialisation cannot fail")
+        let mut model =
+            Self::build(config, &mut source).expect("random initialisation cannot fail");
+        // The weights were drawn, never stored: a `dtype` copied into the config from a
+        // published checkpoint says nothing about them ([`stored_dtype`](Self::stored_dtype)).
+        for key in ["dtype", "torch_dtype"] {
+            model.config.raw.remove(key);
+        }
+        model
     }
 
     /// Loads `config.json` and the safetensors weights of a Hugging Face model directory.

@@ -12,22 +12,50 @@ use safetensors::{Dtype, tensor::TensorView};
 use crate::error::{ModelError, Result};
 use crate::model::LlamaForCausalLM;
 
-/// The float type of a saved checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The float type of a saved checkpoint (the `save_dtype` key of a training config, `orpo export
+/// --dtype`): `f32`, `bf16` or `f16`, or transformers' names `float32`, `bfloat16`, `float16`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum SaveDtype {
     /// 32-bit floats (lossless for f32 training).
     #[default]
+    #[serde(rename = "f32", alias = "float32")]
     F32,
     /// bfloat16, half the size; what most published checkpoints use.
+    #[serde(rename = "bf16", alias = "bfloat16")]
     Bf16,
+    /// IEEE half precision (values beyond ±65504 become infinite).
+    #[serde(rename = "f16", alias = "float16", alias = "fp16")]
+    F16,
 }
 
 impl SaveDtype {
-    fn torch_name(self) -> &'static str {
+    /// The name transformers writes as `torch_dtype` / `dtype` in `config.json`.
+    pub fn torch_name(self) -> &'static str {
         match self {
             SaveDtype::F32 => "float32",
             SaveDtype::Bf16 => "bfloat16",
+            SaveDtype::F16 => "float16",
         }
+    }
+
+    /// Reads `f32`, `bf16`, `f16` or transformers' `float32`, `bfloat16`, `float16`
+    /// (`None` for anything else).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "f32" | "float32" => Some(SaveDtype::F32),
+            "bf16" | "bfloat16" => Some(SaveDtype::Bf16),
+            "f16" | "fp16" | "float16" => Some(SaveDtype::F16),
+            _ => None,
+        }
+    }
+}
+
+impl std::str::FromStr for SaveDtype {
+    type Err = String;
+
+    fn from_str(name: &str) -> std::result::Result<Self, String> {
+        Self::from_name(name)
+            .ok_or_else(|| format!("`{name}` is not a weight dtype: expected f32, bf16 or f16"))
     }
 }
 
@@ -42,6 +70,16 @@ pub struct HostTensor {
 }
 
 impl LlamaForCausalLM {
+    /// The float type the loaded checkpoint was stored in, as its `config.json` says (`dtype`,
+    /// which transformers 5 writes, else `torch_dtype`); `None` when it says nothing this crate
+    /// can write, and for a model made by [`init`](Self::init), whose weights were never stored.
+    pub fn stored_dtype(&self) -> Option<SaveDtype> {
+        ["dtype", "torch_dtype"]
+            .iter()
+            .find_map(|key| self.config.raw.get(*key)?.as_str())
+            .and_then(SaveDtype::from_name)
+    }
+
     /// Every parameter, named and laid out as transformers names and lays them out.
     pub fn hf_tensors(&self) -> Result<Vec<HostTensor>> {
         let mut out = Vec::new();
@@ -141,6 +179,11 @@ pub fn write_tensors(
                     .iter()
                     .flat_map(|v| half::bf16::from_f32(*v).to_le_bytes())
                     .collect(),
+                SaveDtype::F16 => t
+                    .values
+                    .iter()
+                    .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+                    .collect(),
             };
             (t.name, t.shape, bytes)
         })
@@ -148,6 +191,7 @@ pub fn write_tensors(
     let st_dtype = match dtype {
         SaveDtype::F32 => Dtype::F32,
         SaveDtype::Bf16 => Dtype::BF16,
+        SaveDtype::F16 => Dtype::F16,
     };
     let views = encoded
         .iter()

@@ -8,13 +8,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use orpo_model::SaveDtype;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::LogEntry;
+use crate::precision::LossScaler;
 
 /// File names inside a checkpoint.
 pub const TRAINER_STATE: &str = "trainer_state.json";
-/// The optimizer moments.
+/// The optimizer moments, and the f32 master weights of a bf16 / f16 run
+/// ([`crate::optim::AdamW::save`]).
 pub const OPTIMIZER_STATE: &str = "optimizer.safetensors";
 /// Tokenizer files copied next to the weights when they exist.
 pub const TOKENIZER_FILES: [&str; 4] = [
@@ -37,6 +40,9 @@ pub struct TrainerState {
     pub max_steps: usize,
     /// Everything logged so far.
     pub log_history: Vec<LogEntry>,
+    /// The f16 loss scaler's state (`fp16: true` runs; absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scaler: Option<LossScaler>,
 }
 
 /// The `checkpoint-<step>` directories of `output_dir` that are complete, oldest first.
@@ -204,15 +210,16 @@ pub fn copy_tokenizer_files(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Writes `model` (and the tokenizer files of `tokenizer_dir`) as a Hugging Face directory at
-/// `dir`, through a temporary sibling directory renamed into place: an interrupted export
-/// leaves the previous `dir` (or none), never a partial one.
+/// `dir`, the weights in `dtype`, through a temporary sibling directory renamed into place: an
+/// interrupted export leaves the previous `dir` (or none), never a partial one.
 pub fn export_model<M: crate::CausalLm>(
     model: &M,
     tokenizer_dir: Option<&Path>,
     dir: &Path,
+    dtype: SaveDtype,
 ) -> anyhow::Result<()> {
     write_dir_atomic(dir, |tmp| {
-        model.save_pretrained(tmp)?;
+        model.save_pretrained(tmp, dtype)?;
         if let Some(tok) = tokenizer_dir {
             copy_tokenizer_files(tok, tmp)?;
         }

@@ -3,10 +3,35 @@
 //!
 //! Read from YAML ([`OrpoConfig::from_yaml_file`]); unknown keys and wrong types are errors that
 //! name the key; `KEY=VALUE` overrides ([`OrpoConfig::apply_overrides`]) replace any key.
+//!
+//! Every key TRL's own parser accepts for ORPO is accepted ([`keys::KEYS`]): the keys that act
+//! here are fields of [`OrpoConfig`] (or other names of them, such as `dataset_name`), those
+//! without effect here are named in one warning ([`OrpoConfig::warnings`]), and those whose
+//! non-default values would change the result in TRL are accepted at their default only.
+
+pub mod keys;
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use serde_yaml::{Mapping, Value};
+
+pub use keys::{KEYS, KeyDoc, KeyKind};
+
+/// TRL 0.2x's default `max_prompt_length`; TRL 1.x has no such key.
+pub const TRL_MAX_PROMPT_LENGTH: usize = 512;
+
+/// The `optim` values that are PyTorch's AdamW, which is what runs here (fused, XLA and NPU
+/// builds compute the same update).
+pub const ADAMW_OPTIMS: [&str; 4] = [
+    "adamw_torch",
+    "adamw_torch_fused",
+    "adamw_torch_xla",
+    "adamw_torch_npu_fused",
+];
+
+/// The step keys that transformers reads as a fraction of the total steps when below 1.
+const RATIO_KEYS: [&str; 4] = ["logging_steps", "eval_steps", "save_steps", "warmup_steps"];
 
 /// A configuration problem, always naming the file and key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +80,63 @@ pub enum SchedulerType {
     ConstantWithWarmup,
 }
 
+/// When to evaluate or save (transformers' `eval_strategy` / `save_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalStrategy {
+    /// Never.
+    No,
+    /// Every `eval_steps` / `save_steps` optimizer steps.
+    Steps,
+    /// At the end of every epoch.
+    Epoch,
+}
+
+/// `resume_from_checkpoint`: `true` (the latest checkpoint in `output_dir`), `false`, or the
+/// path of a `checkpoint-<step>` directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ResumeFrom {
+    /// `true`: the latest checkpoint of `output_dir`; `false`: start afresh.
+    Latest(bool),
+    /// A checkpoint directory.
+    Path(PathBuf),
+}
+
+/// Step keys given as a fraction of the run (transformers: a value below 1 is
+/// `ceil(fraction × total steps)`), resolved by [`OrpoConfig::resolve_for_run`] once the total
+/// is known.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct StepRatios {
+    /// `logging_steps` below 1.
+    pub logging: Option<f64>,
+    /// `eval_steps` below 1.
+    pub eval: Option<f64>,
+    /// `save_steps` below 1.
+    pub save: Option<f64>,
+    /// `warmup_steps` below 1 (transformers 5 folded `warmup_ratio` into it).
+    pub warmup: Option<f64>,
+}
+
+impl StepRatios {
+    fn slot(&mut self, key: &str) -> &mut Option<f64> {
+        match key {
+            "logging_steps" => &mut self.logging,
+            "eval_steps" => &mut self.eval,
+            "save_steps" => &mut self.save,
+            "warmup_steps" => &mut self.warmup,
+            _ => unreachable!("not a ratio key: {key}"),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&'static str, f64)> {
+        RATIO_KEYS
+            .into_iter()
+            .zip([self.logging, self.eval, self.save, self.warmup])
+            .filter_map(|(key, ratio)| ratio.map(|r| (key, r)))
+    }
+}
+
 /// Which end of an over-long prompt is kept (TRL's `truncation_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -78,7 +160,12 @@ pub struct OrpoConfig {
     pub model_config: Option<String>,
     /// Tokenizer directory; defaults to `model_name_or_path`.
     pub tokenizer_name_or_path: Option<String>,
-    /// A dataset path (Parquet file or folder, Hugging Face layout, JSONL) or Hub id.
+    /// The Hub revision (branch, tag or commit) of `model_name_or_path`,
+    /// `tokenizer_name_or_path` and `dataset` when they are Hub ids (TRL's `model_revision`;
+    /// `revision` is read too). Unset: `main`.
+    pub model_revision: Option<String>,
+    /// A dataset path (Parquet file or folder, Hugging Face layout, JSONL) or Hub id (TRL's
+    /// `dataset_name` is read as this key).
     pub dataset: Option<String>,
     /// Training split name.
     pub dataset_train_split: String,
@@ -96,6 +183,9 @@ pub struct OrpoConfig {
     pub output_dir: String,
     /// Continue into an `output_dir` that already holds a run without resuming (overwrites).
     pub overwrite_output_dir: bool,
+    /// Resume from a checkpoint: `true` for the latest in `output_dir` (as `--resume`), or a
+    /// `checkpoint-<step>` directory.
+    pub resume_from_checkpoint: Option<ResumeFrom>,
     /// Seed of initialisation, shuffling and sampling.
     pub seed: u64,
     /// `random` (default) or `sequential`.
@@ -104,6 +194,9 @@ pub struct OrpoConfig {
     // ---- optimisation
     /// Peak learning rate.
     pub learning_rate: f64,
+    /// The optimizer: one of [`ADAMW_OPTIMS`] (PyTorch's AdamW, what runs here); any other
+    /// transformers optimizer is refused rather than silently replaced.
+    pub optim: String,
     /// Pairs per micro-batch (each pair is two sequences).
     pub per_device_train_batch_size: usize,
     /// Pairs per evaluation batch.
@@ -141,11 +234,18 @@ pub struct OrpoConfig {
     /// (transformers' name). burn's checkpointing is op-level (`Balanced`): outputs of matmuls
     /// are still kept, so it saves less than PyTorch's per-layer recomputation.
     pub gradient_checkpointing: bool,
-    /// Train in bfloat16. burn has no automatic mixed precision: weights, gradients and the
-    /// AdamW moments are all bf16 (the loss's sums and the metrics are read in f32/f64).
+    /// Compute in bfloat16 (weights as used by the forward pass, activations, gradients), with
+    /// f32 master weights in the optimizer and gradients summed, clipped and applied in f32
+    /// (`orpo_train::precision`, docs/backends.md).
     pub bf16: bool,
-    /// Train in float16, with the same caveat as `bf16` (and f16's narrower range).
+    /// Compute in float16, as `bf16`, with dynamic loss scaling (torch's `GradScaler`).
     pub fp16: bool,
+    /// The float type of the weights written to checkpoints and `final/`: `f32`, `bf16` or
+    /// `f16` (transformers' `float32`, `bfloat16`, `float16` also read). Unset: the type the
+    /// loaded model was stored in (`dtype` / `torch_dtype` in its config.json), f32 for a model
+    /// made from `model_config`. bf16/f16 runs write from their f32 master weights. LoRA adapter
+    /// files stay f32 (PEFT's adapters of an f32 or mixed-precision model are f32).
+    pub save_dtype: Option<orpo_model::SaveDtype>,
 
     // ---- ORPO and tokenization
     /// λ, the weight of the odds-ratio term (TRL's `beta`).
@@ -168,10 +268,18 @@ pub struct OrpoConfig {
     pub logits_chunk_size: usize,
 
     // ---- cadence
-    /// Log metrics every this many optimizer steps.
+    /// Log metrics every this many optimizer steps (a YAML value below 1 is a fraction of the
+    /// run, see [`StepRatios`]).
     pub logging_steps: usize,
+    /// When to evaluate (when a test split exists): `no`, `steps` (every `eval_steps`, else
+    /// every `logging_steps`, as transformers) or `epoch`; evaluation also runs after the last
+    /// step unless `no`. Unset: every `eval_steps` when set, and at the end.
+    pub eval_strategy: Option<IntervalStrategy>,
     /// Evaluate every this many steps (when a test split exists); unset: at the end only.
     pub eval_steps: Option<usize>,
+    /// When to write checkpoints: `no`, `steps` (every `save_steps`, and after the last step)
+    /// or `epoch` (after every epoch and the last step).
+    pub save_strategy: IntervalStrategy,
     /// Write a checkpoint every this many steps (0: never, but at the end).
     pub save_steps: usize,
     /// Keep at most this many checkpoints (oldest deleted first).
@@ -198,6 +306,40 @@ pub struct OrpoConfig {
     /// TRL saves), `merged` (the base with the adapters merged in, a plain Hugging Face model),
     /// or `both` (the adapter in `final/`, the merged model in `final-merged/`).
     pub lora_export: LoraExport,
+
+    // ---- the training loop
+    /// Which loop trains: `orpo` (default: `OrpoTrainer`, step checkpoints and exact resume) or
+    /// `burn-train` (burn-train's `SupervisedTraining` and `Learner`, whole epochs, its
+    /// dashboard; `orpo_train::learner`, docs/architecture.md).
+    pub learner: LearnerKind,
+
+    // ---- what reading the YAML found (not keys)
+    /// Step keys given as fractions of the run, resolved by [`OrpoConfig::resolve_for_run`].
+    #[serde(skip)]
+    pub step_ratios: StepRatios,
+    /// How the YAML was written (no part of equality).
+    #[serde(skip)]
+    pub provenance: Provenance,
+}
+
+/// How a config was written: what was given, ignored or derived. It changes nothing a run
+/// does beyond what the values say, so it takes no part in equality: a config read back from
+/// its own YAML (where every key is written out) equals it.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    /// Whether `max_prompt_length` was given; unset, it follows `max_length`
+    /// (`min(512, max_length / 2)`), also after `--set max_length=...`.
+    pub max_prompt_length_set: bool,
+    /// The keys of the YAML that have no effect here, in the order given.
+    pub ignored_keys: Vec<String>,
+    /// Values derived while reading (said in the log by [`OrpoConfig::warnings`]).
+    pub derived: Vec<String>,
+}
+
+impl PartialEq for Provenance {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// `lora_target_modules`: one name (`all-linear`, `q_proj`) or a list of names.
@@ -220,6 +362,17 @@ impl LoraTargetModules {
     }
 }
 
+/// The training loop of a run (`learner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LearnerKind {
+    /// `OrpoTrainer`: TRL's step-level cadence, global-norm clipping, exact resume.
+    #[default]
+    Orpo,
+    /// burn-train's `Learner` (the `burn-train` feature of orpo-train).
+    BurnTrain,
+}
+
 /// What the final directory of a LoRA run holds (`lora_export`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -239,6 +392,7 @@ impl Default for OrpoConfig {
             model_name_or_path: None,
             model_config: None,
             tokenizer_name_or_path: None,
+            model_revision: None,
             dataset: None,
             dataset_train_split: "train".into(),
             dataset_test_split: "test".into(),
@@ -248,9 +402,11 @@ impl Default for OrpoConfig {
             skip_bad_rows: false,
             output_dir: "trainer_output".into(),
             overwrite_output_dir: false,
+            resume_from_checkpoint: None,
             seed: 42,
             train_sampling_strategy: SamplingStrategy::Random,
             learning_rate: 1e-6,
+            optim: "adamw_torch".into(),
             per_device_train_batch_size: 8,
             per_device_eval_batch_size: 8,
             gradient_accumulation_steps: 1,
@@ -268,6 +424,7 @@ impl Default for OrpoConfig {
             gradient_checkpointing: false,
             bf16: false,
             fp16: false,
+            save_dtype: None,
             beta: 0.1,
             orpo_alpha: None,
             orpo_beta: 1.0,
@@ -278,7 +435,9 @@ impl Default for OrpoConfig {
             truncation_mode: TruncationMode::KeepEnd,
             logits_chunk_size: 512,
             logging_steps: 10,
+            eval_strategy: None,
             eval_steps: None,
+            save_strategy: IntervalStrategy::Steps,
             save_steps: 500,
             save_total_limit: None,
             max_eval_samples: None,
@@ -289,6 +448,9 @@ impl Default for OrpoConfig {
             lora_target_modules: None,
             use_rslora: false,
             lora_export: LoraExport::Adapter,
+            learner: LearnerKind::Orpo,
+            step_ratios: StepRatios::default(),
+            provenance: Provenance::default(),
         }
     }
 }
@@ -332,23 +494,103 @@ impl OrpoConfig {
                 });
             }
         }
-        let mut config: Self = serde_path_to_error::deserialize(value).map_err(|e| {
-            let key = e.path().to_string();
-            let message = e.into_inner().to_string();
-            ConfigError::Invalid {
-                origin: origin.into(),
-                message: if key == "." {
-                    message
-                } else {
-                    format!("key `{key}`: {message}")
-                },
-            }
-        })?;
+        let normalized = normalize(value, origin)?;
+        let mut config: Self = serde_path_to_error::deserialize(Value::Mapping(normalized.map))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                let message = e.into_inner().to_string();
+                ConfigError::Invalid {
+                    origin: origin.into(),
+                    message: if key == "." {
+                        message
+                    } else {
+                        format!("key `{key}`: {message}")
+                    },
+                }
+            })?;
         if let Some(alpha) = config.orpo_alpha {
             config.beta = alpha;
         }
+        config.step_ratios = normalized.ratios;
+        config.provenance.ignored_keys = normalized.ignored;
+        config.provenance.max_prompt_length_set = normalized.max_prompt_length_set;
+        if !config.provenance.max_prompt_length_set {
+            // TRL 1.x has no `max_prompt_length`; TRL 0.2x's default (512) would refuse any
+            // `max_length` of 512 or less, so the prompt gets at most half of `max_length`.
+            config.max_prompt_length = TRL_MAX_PROMPT_LENGTH.min(config.max_length / 2);
+            if config.max_prompt_length != TRL_MAX_PROMPT_LENGTH {
+                config.provenance.derived.push(format!(
+                    "max_prompt_length = {} (unset: min(512, max_length / 2) with max_length {})",
+                    config.max_prompt_length, config.max_length
+                ));
+            }
+        }
         config.validate(origin)?;
         Ok(config)
+    }
+
+    /// What a run should say about this config once: the keys with no effect here, in one
+    /// line, and the values derived while reading it.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.provenance.ignored_keys.is_empty() {
+            out.push(format!(
+                "config keys with no effect here (accepted for TRL compatibility; `orpo config` \
+                 says why): {}",
+                self.provenance.ignored_keys.join(", ")
+            ));
+        }
+        out.extend(self.provenance.derived.iter().cloned());
+        out
+    }
+
+    /// Resolves what depends on the run's total optimizer steps, as the Hugging Face Trainer
+    /// does: step keys given as fractions become `ceil(fraction × total_steps)` (at least 1),
+    /// and `eval_strategy: steps` without `eval_steps` evaluates every `logging_steps`.
+    pub fn resolve_for_run(&mut self, total_steps: usize) {
+        let at = |ratio: f64| ((ratio * total_steps as f64).ceil() as usize).max(1);
+        let ratios = std::mem::take(&mut self.step_ratios);
+        if let Some(r) = ratios.logging {
+            self.logging_steps = at(r);
+        }
+        if let Some(r) = ratios.eval {
+            self.eval_steps = Some(at(r));
+        }
+        if let Some(r) = ratios.save {
+            self.save_steps = at(r);
+        }
+        if let Some(r) = ratios.warmup {
+            self.warmup_steps = at(r);
+        }
+        if self.eval_strategy == Some(IntervalStrategy::Steps) && self.eval_steps.unwrap_or(0) == 0
+        {
+            self.eval_steps = Some(self.logging_steps);
+        }
+    }
+
+    /// Whether to evaluate after optimizer step `step` (1-based); `epoch_end` when the step
+    /// finished an epoch, `last` after the last step.
+    pub fn eval_due(&self, step: usize, epoch_end: bool, last: bool) -> bool {
+        match self.eval_strategy {
+            Some(IntervalStrategy::No) => false,
+            Some(IntervalStrategy::Epoch) => epoch_end || last,
+            Some(IntervalStrategy::Steps) | None => {
+                last || self
+                    .eval_steps
+                    .is_some_and(|e| e > 0 && step.is_multiple_of(e))
+            }
+        }
+    }
+
+    /// Whether to write a checkpoint after optimizer step `step`, as [`Self::eval_due`].
+    pub fn save_due(&self, step: usize, epoch_end: bool, last: bool) -> bool {
+        match self.save_strategy {
+            IntervalStrategy::No => false,
+            IntervalStrategy::Epoch => epoch_end || last,
+            IntervalStrategy::Steps => {
+                last || (self.save_steps > 0 && step.is_multiple_of(self.save_steps))
+            }
+        }
     }
 
     /// Applies `KEY=VALUE` overrides (VALUE parsed as YAML, so `0.5`, `true`, `null` work).
@@ -358,16 +600,44 @@ impl OrpoConfig {
         }
         let mut value = serde_yaml::to_value(self).expect("config serialises");
         let map = value.as_mapping_mut().expect("config is a mapping");
+        // What was derived rather than given is derived again from the new values.
+        if !self.provenance.max_prompt_length_set {
+            map.remove("max_prompt_length");
+        }
+        for (key, ratio) in self.step_ratios.iter() {
+            map.insert(key.into(), ratio.into());
+        }
         for item in overrides {
             let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::Invalid {
                 origin: "--set".into(),
                 message: format!("`{item}` is not KEY=VALUE"),
             })?;
+            let key = key.trim();
             let parsed: serde_yaml::Value =
                 serde_yaml::from_str(raw).unwrap_or_else(|_| serde_yaml::Value::String(raw.into()));
-            map.insert(serde_yaml::Value::String(key.trim().into()), parsed);
+            // An override replaces the key it names under any of its names.
+            let target = match keys::lookup(key).map(|k| k.kind) {
+                Some(KeyKind::Alias(target)) => target,
+                _ => key,
+            };
+            if target == "dtype" {
+                map.remove("bf16");
+                map.remove("fp16");
+            }
+            map.remove(target);
+            map.insert(serde_yaml::Value::String(key.into()), parsed);
         }
-        Self::from_yaml_value(value, "--set")
+        let mut config = Self::from_yaml_value(value, "--set")?;
+        let mut ignored = self.provenance.ignored_keys.clone();
+        ignored.extend(
+            config
+                .provenance
+                .ignored_keys
+                .drain(..)
+                .filter(|k| !self.provenance.ignored_keys.contains(k)),
+        );
+        config.provenance.ignored_keys = ignored;
+        Ok(config)
     }
 
     /// λ as resolved from `beta` and `orpo_alpha`.
@@ -409,8 +679,16 @@ impl OrpoConfig {
         }
         if self.max_prompt_length >= self.max_length {
             return Err(bad(format!(
-                "key `max_prompt_length` ({}) must be smaller than `max_length` ({})",
+                "key `max_prompt_length` ({}) must be smaller than `max_length` ({}); leave it \
+                 unset to use min(512, max_length / 2)",
                 self.max_prompt_length, self.max_length
+            )));
+        }
+        if !ADAMW_OPTIMS.contains(&self.optim.as_str()) {
+            return Err(bad(format!(
+                "key `optim`: `{}` is not available here; only PyTorch's AdamW runs ({})",
+                self.optim,
+                ADAMW_OPTIMS.join(", ")
             )));
         }
         if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
@@ -491,6 +769,135 @@ impl OrpoConfig {
         }
         Some(lora)
     }
+}
+
+/// A YAML mapping with TRL's names resolved: the keys without effect removed (and listed), aliases
+/// renamed, `dtype` turned into `bf16`/`fp16`, `null` values dropped (TRL's `None`: the
+/// default), fractional step keys taken out into [`StepRatios`].
+struct Normalized {
+    map: Mapping,
+    ignored: Vec<String>,
+    ratios: StepRatios,
+    max_prompt_length_set: bool,
+}
+
+fn normalize(value: Value, origin: &str) -> Result<Normalized, ConfigError> {
+    let bad = |message: String| ConfigError::Invalid {
+        origin: origin.into(),
+        message,
+    };
+    let input = match value {
+        Value::Mapping(map) => map,
+        Value::Null => Mapping::new(),
+        other => {
+            return Err(bad(format!(
+                "a config is a mapping of keys to values, not {}",
+                serde_yaml::to_string(&other).unwrap_or_default().trim()
+            )));
+        }
+    };
+    let mut map = Mapping::new();
+    let mut ignored = Vec::new();
+    for (key, value) in &input {
+        let Some(name) = key.as_str() else {
+            return Err(bad(format!(
+                "keys are names, not `{}`",
+                serde_yaml::to_string(key).unwrap_or_default().trim()
+            )));
+        };
+        let target = match keys::lookup(name).map(|k| k.kind) {
+            Some(KeyKind::Alias(target)) => {
+                if let Some(other) = input.get(target)
+                    && !other.is_null()
+                    && !value.is_null()
+                    && other != value
+                {
+                    return Err(bad(format!(
+                        "key `{name}` and key `{target}` name the same setting with different \
+                         values; give one"
+                    )));
+                }
+                target
+            }
+            Some(KeyKind::NoEffect) => {
+                ignored.push(name.to_string());
+                continue;
+            }
+            Some(KeyKind::DefaultOnly(accepted)) => {
+                let is_accepted = accepted.iter().any(|a| {
+                    let a: Value = serde_yaml::from_str(a).expect("table values are YAML");
+                    &a == value || (value.is_null() && a.is_null())
+                });
+                if !is_accepted {
+                    let meaning = keys::lookup(name).map_or("", |k| k.meaning);
+                    return Err(bad(format!(
+                        "key `{name}`: {} is not supported here ({meaning}); accepted: {}",
+                        serde_yaml::to_string(value).unwrap_or_default().trim(),
+                        accepted.join(", ")
+                    )));
+                }
+                ignored.push(name.to_string());
+                continue;
+            }
+            // Acting keys, and unknown ones, which serde reports by name.
+            Some(KeyKind::Acts) | None => name,
+        };
+        if value.is_null() {
+            continue;
+        }
+        map.insert(target.into(), value.clone());
+    }
+    if let Some(dtype) = map.remove("dtype") {
+        let flag = match dtype.as_str() {
+            Some("auto" | "float32") => None,
+            Some("bfloat16") => Some("bf16"),
+            Some("float16") => Some("fp16"),
+            _ => {
+                return Err(bad(format!(
+                    "key `dtype`: expected auto, float32, bfloat16 or float16, not {}",
+                    serde_yaml::to_string(&dtype).unwrap_or_default().trim()
+                )));
+            }
+        };
+        if let Some(flag) = flag {
+            if map.get(flag) == Some(&Value::Bool(false)) {
+                return Err(bad(format!(
+                    "key `dtype` ({}) and key `{flag}` (false) disagree; give one",
+                    dtype.as_str().unwrap_or_default()
+                )));
+            }
+            map.insert(flag.into(), true.into());
+        }
+    }
+    let mut ratios = StepRatios::default();
+    for key in RATIO_KEYS {
+        let Some(Value::Number(number)) = map.get(key) else {
+            continue;
+        };
+        if number.is_u64() || number.is_i64() {
+            continue;
+        }
+        let x = number.as_f64().expect("a YAML number");
+        if x == 0.0 {
+            map.insert(key.into(), 0u64.into());
+        } else if x > 0.0 && x < 1.0 {
+            *ratios.slot(key) = Some(x);
+            map.remove(key);
+        } else if x >= 1.0 && x.fract() == 0.0 && x < 1e15 {
+            map.insert(key.into(), (x as u64).into());
+        } else {
+            return Err(bad(format!(
+                "key `{key}` ({x}) must be a whole number of steps, or a fraction of the run \
+                 between 0 and 1"
+            )));
+        }
+    }
+    Ok(Normalized {
+        max_prompt_length_set: map.contains_key("max_prompt_length"),
+        map,
+        ignored,
+        ratios,
+    })
 }
 
 #[cfg(test)]
@@ -643,6 +1050,260 @@ mod tests {
     }
 
     #[test]
+    fn save_dtype_parses_our_and_transformers_names() {
+        use orpo_model::SaveDtype;
+        for (text, dtype) in [
+            ("f32", SaveDtype::F32),
+            ("bf16", SaveDtype::Bf16),
+            ("bfloat16", SaveDtype::Bf16),
+            ("f16", SaveDtype::F16),
+            ("float16", SaveDtype::F16),
+        ] {
+            let c = OrpoConfig::from_yaml_str(&format!("save_dtype: {text}\n"), "c.yaml").unwrap();
+            assert_eq!(c.save_dtype, Some(dtype), "{text}");
+            let back = serde_yaml::to_string(&c).unwrap();
+            assert_eq!(OrpoConfig::from_yaml_str(&back, "x").unwrap(), c);
+        }
+        assert_eq!(OrpoConfig::default().save_dtype, None);
+        let err = OrpoConfig::from_yaml_str("save_dtype: f64\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("c.yaml") && err.contains("save_dtype"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn trl_names_act() {
+        let c = OrpoConfig::from_yaml_str(
+            "dataset_name: trl-lib/ultrafeedback_binarized\noptim: adamw_torch\n\
+             eval_strategy: steps\nsave_strategy: epoch\nreport_to: none\n\
+             model_revision: 0123abcd\nresume_from_checkpoint: true\ndtype: bfloat16\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.dataset.as_deref(),
+            Some("trl-lib/ultrafeedback_binarized")
+        );
+        assert_eq!(c.eval_strategy, Some(IntervalStrategy::Steps));
+        assert_eq!(c.save_strategy, IntervalStrategy::Epoch);
+        assert_eq!(c.model_revision.as_deref(), Some("0123abcd"));
+        assert_eq!(c.resume_from_checkpoint, Some(ResumeFrom::Latest(true)));
+        assert!(c.bf16 && !c.fp16);
+        assert_eq!(c.provenance.ignored_keys, ["report_to"]);
+        let c = OrpoConfig::from_yaml_str(
+            "revision: v1\nresume_from_checkpoint: runs/x/checkpoint-20\n",
+            "c.yaml",
+        )
+        .unwrap();
+        assert_eq!(c.model_revision.as_deref(), Some("v1"));
+        assert_eq!(
+            c.resume_from_checkpoint,
+            Some(ResumeFrom::Path("runs/x/checkpoint-20".into()))
+        );
+        // Two names of one key with different values, and dtype against bf16, conflict.
+        for (yaml, key) in [
+            ("dataset_name: a/b\ndataset: c/d\n", "dataset_name"),
+            ("dtype: bfloat16\nbf16: false\n", "dtype"),
+            ("dtype: int8\n", "dtype"),
+            ("eval_strategy: sometimes\n", "eval_strategy"),
+        ] {
+            let err = OrpoConfig::from_yaml_str(yaml, "c.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("`{key}`")), "{yaml}: {err}");
+        }
+        // null is TRL's None: the default.
+        let c = OrpoConfig::from_yaml_str("bf16: null\noutput_dir: null\n", "c.yaml").unwrap();
+        assert_eq!(c, OrpoConfig::default());
+    }
+
+    #[test]
+    fn other_optimizers_and_result_changing_keys_are_refused_by_name() {
+        for optim in ADAMW_OPTIMS {
+            OrpoConfig::from_yaml_str(&format!("optim: {optim}\n"), "c.yaml").unwrap();
+        }
+        for (yaml, key) in [
+            ("optim: adafactor\n", "optim"),
+            ("optim: paged_adamw_8bit\n", "optim"),
+            ("load_in_4bit: true\n", "load_in_4bit"),
+            ("neftune_noise_alpha: 5\n", "neftune_noise_alpha"),
+            ("push_to_hub: true\n", "push_to_hub"),
+        ] {
+            let err = OrpoConfig::from_yaml_str(yaml, "c.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("`{key}`")), "{yaml}: {err}");
+        }
+        // At TRL's default they change nothing and are only named in the warning.
+        let c = OrpoConfig::from_yaml_str("load_in_4bit: false\npush_to_hub: false\n", "c.yaml")
+            .unwrap();
+        assert_eq!(c.provenance.ignored_keys, ["load_in_4bit", "push_to_hub"]);
+    }
+
+    #[test]
+    fn unknown_keys_stay_errors_next_to_trl_keys() {
+        let err = OrpoConfig::from_yaml_str("report_to: none\nlerning_rate: 1e-5\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lerning_rate"), "{err}");
+    }
+
+    #[test]
+    fn ignored_keys_are_named_once_in_one_warning() {
+        let c = OrpoConfig::from_yaml_str(
+            "report_to: wandb\nrun_name: x\ndataloader_num_workers: 4\n",
+            "c.yaml",
+        )
+        .unwrap();
+        let warnings = c.warnings();
+        assert_eq!(warnings.len(), 1);
+        assert!(
+            warnings[0].ends_with("report_to, run_name, dataloader_num_workers"),
+            "{warnings:?}"
+        );
+        // An override keeps them, without naming them twice.
+        let c = c
+            .apply_overrides(&["run_name=y".into(), "seed=3".into()])
+            .unwrap();
+        assert_eq!(
+            c.provenance.ignored_keys,
+            ["report_to", "run_name", "dataloader_num_workers"]
+        );
+    }
+
+    #[test]
+    fn fractional_step_keys_are_ratios_of_the_run() {
+        let c = OrpoConfig::from_yaml_str(
+            "eval_steps: 0.2\nsave_steps: 0.25\nlogging_steps: 0.01\nwarmup_steps: 0.1\n",
+            "c.yaml",
+        )
+        .unwrap();
+        // transformers: ceil(ratio × max_steps), TrainerState.compute_steps.
+        let mut run = c.clone();
+        run.resolve_for_run(37);
+        assert_eq!(
+            (
+                run.eval_steps,
+                run.save_steps,
+                run.logging_steps,
+                run.warmup_steps
+            ),
+            (Some(8), 10, 1, 4)
+        );
+        assert_eq!(run.step_ratios, StepRatios::default());
+        // Ratios survive overrides of other keys, and whole floats are step counts.
+        let mut c = c
+            .apply_overrides(&["seed=1".into(), "save_steps=30.0".into()])
+            .unwrap();
+        c.resolve_for_run(100);
+        assert_eq!(
+            (c.eval_steps, c.save_steps, c.logging_steps),
+            (Some(20), 30, 1)
+        );
+        for yaml in ["eval_steps: 2.5\n", "save_steps: -0.5\n"] {
+            let err = OrpoConfig::from_yaml_str(yaml, "c.yaml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(yaml.split(':').next().unwrap()), "{err}");
+        }
+    }
+
+    #[test]
+    fn strategies_decide_evaluation_and_checkpoints() {
+        let steps = |yaml: &str, total: usize, per_epoch: usize| {
+            let mut c = OrpoConfig::from_yaml_str(yaml, "c.yaml").unwrap();
+            c.resolve_for_run(total);
+            let due = |f: &dyn Fn(usize, bool, bool) -> bool| {
+                (1..=total)
+                    .filter(|&s| f(s, s % per_epoch == 0, s == total))
+                    .collect::<Vec<_>>()
+            };
+            (
+                due(&|s, e, l| c.eval_due(s, e, l)),
+                due(&|s, e, l| c.save_due(s, e, l)),
+            )
+        };
+        // Unset: every eval_steps and at the end; checkpoints every save_steps and at the end.
+        assert_eq!(
+            steps("eval_steps: 4\nsave_steps: 5\n", 10, 3),
+            (vec![4, 8, 10], vec![5, 10])
+        );
+        // `steps` without eval_steps: every logging_steps, as transformers.
+        assert_eq!(
+            steps(
+                "eval_strategy: steps\nlogging_steps: 3\nsave_strategy: no\n",
+                10,
+                4
+            )
+            .0,
+            vec![3, 6, 9, 10]
+        );
+        assert_eq!(
+            steps(
+                "eval_strategy: steps\nlogging_steps: 3\nsave_strategy: no\n",
+                10,
+                4
+            )
+            .1,
+            Vec::<usize>::new()
+        );
+        assert_eq!(
+            steps("eval_strategy: epoch\nsave_strategy: epoch\n", 10, 4),
+            (vec![4, 8, 10], vec![4, 8, 10])
+        );
+        assert_eq!(
+            steps("eval_strategy: no\neval_steps: 2\n", 10, 4).0,
+            Vec::<usize>::new()
+        );
+    }
+
+    #[test]
+    fn max_prompt_length_follows_max_length_unless_given() {
+        // TRL 1.x has no max_prompt_length: a short max_length is not refused.
+        let c = OrpoConfig::from_yaml_str("max_length: 256\n", "c.yaml").unwrap();
+        assert_eq!(c.max_prompt_length, 128);
+        assert!(
+            c.warnings()
+                .iter()
+                .any(|w| w.contains("max_prompt_length = 128"))
+        );
+        assert_eq!(
+            OrpoConfig::from_yaml_str("", "c.yaml")
+                .unwrap()
+                .max_prompt_length,
+            512
+        );
+        let c = OrpoConfig::from_yaml_str("max_length: 4096\n", "c.yaml").unwrap();
+        assert_eq!((c.max_prompt_length, c.warnings().len()), (512, 0));
+        // `--set max_length=256` on a config without max_prompt_length.
+        let c = OrpoConfig::default()
+            .apply_overrides(&["max_length=256".into()])
+            .unwrap();
+        assert_eq!(c.max_prompt_length, 128);
+        let c = c.apply_overrides(&["max_length=100".into()]).unwrap();
+        assert_eq!(c.max_prompt_length, 50);
+        // Given explicitly it stays, and two explicit conflicting values are an error.
+        let c = OrpoConfig::from_yaml_str("max_prompt_length: 200\nmax_length: 256\n", "c.yaml")
+            .unwrap();
+        assert_eq!(c.max_prompt_length, 200);
+        let err = c
+            .apply_overrides(&["max_length=128".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("max_prompt_length") && err.contains("max_length"),
+            "{err}"
+        );
+        let err = OrpoConfig::from_yaml_str("max_prompt_length: 512\nmax_length: 256\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`max_prompt_length` (512)"), "{err}");
+    }
+
+    #[test]
     fn round_trips_through_yaml() {
         let c = OrpoConfig {
             seed: 7,
@@ -651,5 +1312,12 @@ mod tests {
         };
         let text = serde_yaml::to_string(&c).unwrap();
         assert_eq!(OrpoConfig::from_yaml_str(&text, "x").unwrap(), c);
+        // Written out, max_prompt_length is a given value from then on.
+        assert!(
+            OrpoConfig::from_yaml_str(&text, "x")
+                .unwrap()
+                .provenance
+                .max_prompt_length_set
+        );
     }
 }

@@ -26,11 +26,22 @@ pub fn requested_float_dtype(config: &OrpoConfig) -> Option<(&'static str, Float
 pub fn training_device(mut device: Device, config: &OrpoConfig) -> anyhow::Result<Device> {
     if let Some((key, dtype)) = requested_float_dtype(config) {
         if !device.supports_dtype(dtype) {
-            bail!("`{key}: true`, but the device {device:?} has no {dtype:?} arithmetic");
+            // WGPU on Vulkan stores bf16 but computes nothing in it: refuse before any tensor.
+            let other = if dtype == FloatDType::BF16 && device.supports_dtype(FloatDType::F16) {
+                "; train in f32 or with `fp16: true` instead"
+            } else {
+                "; train in f32 instead"
+            };
+            bail!("`{key}: true`, but the device {device:?} has no {dtype:?} arithmetic{other}");
         }
-        device
-            .configure(dtype)
-            .with_context(|| format!("`{key}: true`: setting {device:?}'s float type"))?;
+        // A device already set to this type (an earlier run in the same process) is kept: the
+        // setting is per device and process, and can be made once.
+        if let Err(e) = device.configure(dtype)
+            && device.settings().float_dtype != dtype
+        {
+            return Err(e)
+                .with_context(|| format!("`{key}: true`: setting {device:?}'s float type"));
+        }
     }
     let device = device.autodiff();
     Ok(if config.gradient_checkpointing {

@@ -17,17 +17,20 @@ pub mod collective;
 pub mod config;
 pub mod device;
 pub mod io;
+#[cfg(feature = "burn-train")]
+pub mod learner;
 pub mod lora;
 pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod plot;
+pub mod precision;
 pub mod schedule;
 pub mod trainer;
 
 pub use config::{
-    ConfigError, LoraExport, LoraTargetModules, OrpoConfig, SamplingStrategy, SchedulerType,
-    TruncationMode,
+    ConfigError, LearnerKind, LoraExport, LoraTargetModules, OrpoConfig, SamplingStrategy,
+    SchedulerType, TruncationMode,
 };
 pub use device::training_device;
 pub use metrics::{LogEntry, read_metrics};

@@ -12,6 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use orpo_model::SaveDtype;
 
 use crate::checkpoint::{copy_tokenizer_files, export_model, write_dir_atomic};
 use crate::config::{LoraExport, OrpoConfig};
@@ -26,13 +27,13 @@ pub fn prepare_model<M: CausalLm>(model: M, config: &OrpoConfig) -> anyhow::Resu
     }
 }
 
-/// Writes the model part of a checkpoint into `dir`: the adapter of a LoRA model, else the
-/// whole model in Hugging Face layout.
-pub fn save_model<M: CausalLm>(model: &M, dir: &Path) -> anyhow::Result<()> {
+/// Writes the model part of a checkpoint into `dir`: the adapter of a LoRA model (f32), else
+/// the whole model in Hugging Face layout with its weights in `dtype`.
+pub fn save_model<M: CausalLm>(model: &M, dir: &Path, dtype: SaveDtype) -> anyhow::Result<()> {
     if model.lora_config().is_some() {
         model.save_adapter(dir)
     } else {
-        model.save_pretrained(dir)
+        model.save_pretrained(dir, dtype)
     }
 }
 
@@ -48,17 +49,18 @@ pub fn restore_model<M: CausalLm>(model: M, dir: &Path, device: &Device) -> anyh
 
 /// Writes the final model to `dir` (atomically, with the tokenizer files of `tokenizer_dir`)
 /// and returns the directories written. A model without adapters is written as a Hugging Face
-/// model; a LoRA model as `export` says: the PEFT adapter, the merged model, or the adapter in
-/// `dir` and the merged model in `<dir>-merged`.
+/// model with its weights in `dtype`; a LoRA model as `export` says: the PEFT adapter (f32), the
+/// merged model (in `dtype`), or the adapter in `dir` and the merged model in `<dir>-merged`.
 pub fn export_final<M: CausalLm>(
     model: &M,
     tokenizer_dir: Option<&Path>,
     dir: &Path,
     export: LoraExport,
+    dtype: SaveDtype,
 ) -> anyhow::Result<Vec<PathBuf>> {
     if model.lora_config().is_none() || export == LoraExport::Merged {
         // `save_pretrained` of a model with adapters writes W + scale·A·B.
-        export_model(model, tokenizer_dir, dir)?;
+        export_model(model, tokenizer_dir, dir, dtype)?;
         return Ok(vec![dir.to_path_buf()]);
     }
     export_adapter(model, tokenizer_dir, dir)?;
@@ -67,7 +69,7 @@ pub fn export_final<M: CausalLm>(
         let mut name = dir.file_name().unwrap_or_default().to_os_string();
         name.push("-merged");
         let merged = dir.with_file_name(name);
-        export_model(model, tokenizer_dir, &merged)?;
+        export_model(model, tokenizer_dir, &merged, dtype)?;
         written.push(merged);
     }
     Ok(written)

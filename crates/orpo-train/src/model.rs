@@ -21,8 +21,16 @@ pub trait CausalLm: Module + Sized + Sync + 'static {
     /// Vocabulary size `V` (checked against the tokenizer).
     fn vocab_size(&self) -> usize;
 
-    /// Writes the model as a Hugging Face directory (`config.json`, `model.safetensors`).
-    fn save_pretrained(&self, dir: &Path) -> anyhow::Result<()>;
+    /// Writes the model as a Hugging Face directory (`config.json`, `model.safetensors`), the
+    /// weights in `dtype`.
+    fn save_pretrained(&self, dir: &Path, dtype: SaveDtype) -> anyhow::Result<()>;
+
+    /// The float type the model's weights were stored in when it was loaded (`dtype` /
+    /// `torch_dtype` of its config.json): what `save_dtype` defaults to. `None` (the default) for
+    /// a model that was never stored, which is saved in f32.
+    fn stored_dtype(&self) -> Option<SaveDtype> {
+        None
+    }
 
     /// Loads what [`save_pretrained`](Self::save_pretrained) wrote, onto `device` (resume).
     fn load_pretrained(dir: &Path, device: &Device) -> anyhow::Result<Self>;
@@ -67,9 +75,13 @@ impl CausalLm for LlamaForCausalLM {
         self.config.vocab_size
     }
 
-    fn save_pretrained(&self, dir: &Path) -> anyhow::Result<()> {
-        LlamaForCausalLM::save_pretrained(self, dir, SaveDtype::F32)?;
+    fn save_pretrained(&self, dir: &Path, dtype: SaveDtype) -> anyhow::Result<()> {
+        LlamaForCausalLM::save_pretrained(self, dir, dtype)?;
         Ok(())
+    }
+
+    fn stored_dtype(&self) -> Option<SaveDtype> {
+        LlamaForCausalLM::stored_dtype(self)
     }
 
     fn load_pretrained(dir: &Path, device: &Device) -> anyhow::Result<Self> {

@@ -5,6 +5,13 @@
 //! burn's own `AdamW` differs in defaults (ε = 1e-5, weight decay 1e-4), clips each tensor by its
 //! own norm, and keys its state by run-time parameter ids, which do not survive a reload. This
 //! one keys its state by parameter path, so a checkpoint resumes on a freshly loaded model.
+//!
+//! Mixed precision: a trained parameter stored in bf16 or f16 (a `bf16: true` / `fp16: true`
+//! run) gets an f32 master copy here, keyed by path like the moments. The update is applied to
+//! the master in f32 and the model receives the master rounded to its own type, as torch AMP,
+//! DeepSpeed's bf16 optimizer and Megatron do: at fine-tuning learning rates most updates are
+//! below half a bf16 ulp of the weight, and updating the bf16 weight itself rounds them away.
+//! f32 parameters have no master (the parameter is its own master; nothing changes for them).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -40,18 +47,23 @@ impl Default for AdamWSettings {
 
 /// First and second moments of one parameter, flattened to `[numel]`.
 #[derive(Debug, Clone)]
-struct Moments {
-    exp_avg: Tensor<1>,
-    exp_avg_sq: Tensor<1>,
+pub(crate) struct Moments {
+    pub(crate) exp_avg: Tensor<1>,
+    pub(crate) exp_avg_sq: Tensor<1>,
 }
 
-/// AdamW state for a whole model, keyed by parameter path (`layers.0.mlp.up_proj.weight`).
+/// AdamW state for a whole model, keyed by parameter path (`layers.0.mlp.up_proj.weight`):
+/// the moments of every trained parameter, and the f32 master copy of every trained parameter
+/// that is not f32 (module docs). Memory: 8 bytes per trained parameter for the moments, 4 more
+/// per bf16/f16 trained parameter for its master.
 #[derive(Debug, Clone)]
 pub struct AdamW {
     settings: AdamWSettings,
     /// Optimizer steps taken so far (PyTorch's per-parameter `step`, shared here).
     pub step: u64,
     moments: BTreeMap<String, Moments>,
+    /// f32 master weights `[numel]` of the trained parameters stored in a narrower type.
+    masters: BTreeMap<String, Tensor<1>>,
 }
 
 /// Whether the Hugging Face Trainer exempts this parameter from weight decay: biases and the
@@ -67,7 +79,39 @@ impl AdamW {
             settings,
             step: 0,
             moments: BTreeMap::new(),
+            masters: BTreeMap::new(),
         }
+    }
+
+    /// Whether any parameter has an f32 master copy (a bf16 / f16 run after its first step, or
+    /// loaded from such a run's checkpoint).
+    pub fn has_masters(&self) -> bool {
+        !self.masters.is_empty()
+    }
+
+    /// `module` with every parameter that has a master set to the master rounded to the
+    /// parameter's own type (its gradient tracking kept). After a resume this makes the model
+    /// exactly what the interrupted run computed with, whatever type its checkpoint's weights
+    /// were written in. Parameters without a master are unchanged.
+    pub fn round_masters_into<M: Module>(&self, module: M) -> M {
+        module.map(&mut MasterMapper {
+            masters: &self.masters,
+            path: Vec::new(),
+            widen: false,
+        })
+    }
+
+    /// `module` with every float parameter in f32: its master where it has one, else its own
+    /// value widened (exact). What `final/` and checkpoints are written from, so that they hold
+    /// the f32 weights the run trained, not their bf16 / f16 rounding; an adapter merge of a
+    /// LoRA model then runs in f32 too. Meant for saving, not for training (the parameters are
+    /// f32 on a device whose float type may be bf16).
+    pub fn with_masters<M: Module>(&self, module: M) -> M {
+        module.map(&mut MasterMapper {
+            masters: &self.masters,
+            path: Vec::new(),
+            widen: true,
+        })
     }
 
     /// One update of every parameter of `module` that has a gradient in `grads`, at `lr`.
@@ -83,18 +127,22 @@ impl AdamW {
         module.map(&mut mapper)
     }
 
-    /// Saves the moments and the step count as a safetensors file (written atomically).
+    /// Saves the moments, the f32 masters (`<path>.master`) and the step count as a safetensors
+    /// file (written atomically).
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let mut tensors = Vec::new();
         for (name, m) in &self.moments {
             tensors.push((format!("{name}.exp_avg"), host(&m.exp_avg)));
             tensors.push((format!("{name}.exp_avg_sq"), host(&m.exp_avg_sq)));
         }
+        for (name, master) in &self.masters {
+            tensors.push((format!("{name}.master"), host(master)));
+        }
         let meta = HashMap::from([("step".to_string(), self.step.to_string())]);
         crate::io::write_safetensors(path, &tensors, meta)
     }
 
-    /// Loads what [`save`](Self::save) wrote; moments go to `device`.
+    /// Loads what [`save`](Self::save) wrote; moments and masters go to `device` (as f32).
     pub fn load(
         settings: AdamWSettings,
         path: &Path,
@@ -107,9 +155,10 @@ impl AdamW {
             .ok_or_else(|| invalid(path, "no `step` in metadata"))?;
         let mut avg = BTreeMap::new();
         let mut sq = BTreeMap::new();
+        let mut masters = BTreeMap::new();
         for (name, values) in tensors {
             let n = values.len();
-            // The moments are f32 whatever the run's float type (see `step`).
+            // The moments and masters are f32 whatever the run's float type (see `step`).
             let t = Tensor::<1>::from_data(
                 TensorData::new(values, [n]),
                 (device, burn::tensor::DType::F32),
@@ -118,6 +167,8 @@ impl AdamW {
                 sq.insert(p.to_string(), t);
             } else if let Some(p) = name.strip_suffix(".exp_avg") {
                 avg.insert(p.to_string(), t);
+            } else if let Some(p) = name.strip_suffix(".master") {
+                masters.insert(p.to_string(), t);
             } else {
                 return Err(invalid(path, &format!("unexpected tensor `{name}`")));
             }
@@ -135,10 +186,17 @@ impl AdamW {
                 },
             );
         }
+        if let Some(name) = masters.keys().find(|name| !moments.contains_key(*name)) {
+            return Err(invalid(
+                path,
+                &format!("`{name}.master` has no moments (`{name}.exp_avg`)"),
+            ));
+        }
         Ok(Self {
             settings,
             step,
             moments,
+            masters,
         })
     }
 }
@@ -187,9 +245,14 @@ impl ModuleMapper for AdamWMapper<'_> {
         let checkpointing = tensor.gradient_checkpointing_strategy();
         // The update is computed in f32 and the moments kept in f32 whatever the run's float
         // type: in f16, ε = 1e-8 and the squared gradients underflow to 0 and the update turns
-        // infinite. (The weights themselves stay in the run's type: burn has no master copy.)
+        // infinite. A bf16 / f16 parameter is updated through its f32 master (module docs),
+        // which its first step makes from its value (exact: bf16 and f16 are subsets of f32).
         let dtype = tensor.dtype();
-        let value = tensor.inner().reshape([numel]).cast(FloatDType::F32);
+        let keeps_master = dtype != DType::F32;
+        let value = match self.optim.masters.remove(&path) {
+            Some(master) if keeps_master => master,
+            _ => tensor.inner().reshape([numel]).cast(FloatDType::F32),
+        };
         let grad = grad.inner().reshape([numel]).cast(FloatDType::F32);
         let t = self.optim.step as i32;
         let decay = if is_no_decay(&path) {
@@ -198,13 +261,10 @@ impl ModuleMapper for AdamWMapper<'_> {
             s.weight_decay
         };
         let previous = self.optim.moments.remove(&path);
-        // (`Device::flex` exists in every build of this crate: orpo-model and orpo-loss, which it
-        // depends on with their default features, turn on burn's `flex`.)
-        let (value, moments) = if value.device() == Device::flex() {
-            adamw_host(value, grad, previous, s, self.lr, decay, t)
-        } else {
-            adamw_tensor(value, grad, previous, s, self.lr, decay, t)
-        };
+        let (value, moments) = adamw_update(value, grad, previous, s, self.lr, decay, t);
+        if keeps_master {
+            self.optim.masters.insert(path.clone(), value.clone());
+        }
         let value = value.reshape(dims).cast(dtype);
         self.optim.moments.insert(path, moments);
         let mut value = Tensor::from_inner(value);
@@ -215,6 +275,74 @@ impl ModuleMapper for AdamWMapper<'_> {
             value = value.require_grad();
         }
         Param::from_mapped_value(id, value, mapper)
+    }
+}
+
+/// Writes the masters into a module: rounded to each parameter's type ([`AdamW::round_masters_into`])
+/// or, with `widen`, as f32 with every other float parameter widened ([`AdamW::with_masters`]).
+struct MasterMapper<'a> {
+    masters: &'a BTreeMap<String, Tensor<1>>,
+    path: Vec<String>,
+    widen: bool,
+}
+
+impl ModuleMapper for MasterMapper<'_> {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let (id, tensor, mapper) = param.consume();
+        let master = self.masters.get(&self.path.join("."));
+        if master.is_none() && (!self.widen || tensor.dtype() == DType::F32) {
+            return Param::from_mapped_value(id, tensor, mapper);
+        }
+        let dims = tensor.dims();
+        let target = if self.widen {
+            FloatDType::F32
+        } else {
+            tensor.dtype().into()
+        };
+        let require_grad = tensor.is_require_grad();
+        let checkpointing = tensor.gradient_checkpointing_strategy();
+        let value = match master {
+            Some(m) => m.clone().reshape(dims),
+            None => tensor.inner(),
+        };
+        let mut value = Tensor::from_inner(value.cast(target));
+        if let Some(strategy) = checkpointing {
+            value = value.with_gradient_checkpointing_strategy(strategy);
+        }
+        if require_grad {
+            value = value.require_grad();
+        }
+        Param::from_mapped_value(id, value, mapper)
+    }
+}
+
+/// One AdamW update of a flattened f32 parameter `[numel]` with its gradient: the new value and
+/// moments. One host pass on the CPU backend ([`adamw_host`]), tensor ops elsewhere
+/// ([`adamw_tensor`]); the same bits either way. [`AdamW::step`] and the burn-train learner's
+/// optimizer (`learner::optim`) both update through it, so the two give the same weights.
+pub(crate) fn adamw_update(
+    value: Tensor<1>,
+    grad: Tensor<1>,
+    previous: Option<Moments>,
+    s: &AdamWSettings,
+    lr: f64,
+    decay: f64,
+    t: i32,
+) -> (Tensor<1>, Moments) {
+    // (`Device::flex` exists in every build of this crate: orpo-model and orpo-loss, which it
+    // depends on with their default features, turn on burn's `flex`.)
+    if value.device() == Device::flex() {
+        adamw_host(value, grad, previous, s, lr, decay, t)
+    } else {
+        adamw_tensor(value, grad, previous, s, lr, decay, t)
     }
 }
 
@@ -396,6 +524,74 @@ pub fn accumulate<M: Module>(module: &M, acc: &mut GradientsParams, mut other: G
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Module, Debug)]
+    struct Tiny {
+        w: Param<Tensor<1>>,
+    }
+
+    /// `n` weights of value 1 in `dtype`, with the f32 gradient `g` each step.
+    fn tiny_run(dtype: DType, steps: usize, n: usize) -> (Tiny, AdamW) {
+        let device = Device::flex();
+        let w = Tensor::<1>::from_data(TensorData::new(vec![1f32; n], [n]), (&device, dtype));
+        let mut module = Tiny {
+            w: Param::from_tensor(w),
+        };
+        let mut optim = AdamW::new(AdamWSettings::default());
+        for _ in 0..steps {
+            let mut grads = GradientsParams::new();
+            let g = Tensor::<1>::from_data(TensorData::new(vec![1e-3f32; n], [n]), &device);
+            grads.register(module.w.id, g.cast(FloatDType::from(dtype)));
+            module = optim.step(1e-5, module, &mut grads);
+        }
+        (module, optim)
+    }
+
+    fn values(t: Tensor<1>) -> Vec<f32> {
+        t.cast(FloatDType::F32)
+            .into_data()
+            .try_into_vec::<f32>()
+            .unwrap()
+    }
+
+    /// A bf16 parameter trains through its f32 master: 500 steps of lr 1e-5 on a weight of 1.0
+    /// (each update ≈ 1e-5, far below half a bf16 ulp of 1, 2^-9) move the master exactly as
+    /// they move an f32 parameter, bit for bit, and the bf16 weight is the master's rounding
+    /// (without the master it would stay 1.0). The master survives save and load, and
+    /// `round_masters_into` / `with_masters` give the rounded and the f32 weights.
+    #[test]
+    fn bf16_parameter_trains_through_an_f32_master() {
+        let (f32_module, f32_optim) = tiny_run(DType::F32, 500, 3);
+        assert!(!f32_optim.has_masters(), "f32 parameters have no master");
+        let (bf16_module, optim) = tiny_run(DType::BF16, 500, 3);
+        assert_eq!(bf16_module.w.val().dtype(), DType::BF16);
+        let expected = values(f32_module.w.val());
+        assert!(expected[0] < 0.996, "the f32 weight moved: {}", expected[0]);
+        let master = values(optim.with_masters(bf16_module.clone()).w.val());
+        assert_eq!(master, expected, "the master is the f32 run's weight");
+        let rounded: Vec<f32> = expected
+            .iter()
+            .map(|&x| {
+                Tensor::<1>::from_data(TensorData::new(vec![x], [1]), &Device::flex())
+                    .cast(FloatDType::BF16)
+                    .cast(FloatDType::F32)
+                    .into_scalar::<f32>()
+            })
+            .collect();
+        assert_eq!(values(bf16_module.w.val()), rounded);
+        assert!(rounded[0] < 1.0);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("optimizer.safetensors");
+        optim.save(&path).unwrap();
+        let loaded = AdamW::load(AdamWSettings::default(), &path, &Device::flex()).unwrap();
+        assert!(loaded.has_masters());
+        // A model whose weights lost the masters' rounding gets it back.
+        let (fresh, _) = tiny_run(DType::BF16, 0, 3);
+        assert_eq!(values(loaded.round_masters_into(fresh).w.val()), rounded);
+        let master = values(loaded.with_masters(bf16_module).w.val());
+        assert_eq!(master, expected);
+    }
 
     /// The host-memory update is the tensor-op update, bit for bit, over three steps, with and
     /// without weight decay (moments start from none, as on the first step).

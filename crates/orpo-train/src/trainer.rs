@@ -2,8 +2,9 @@
 //! the learning-rate schedule, step-level logging, evaluation and checkpoints, and resume.
 //!
 //! burn-train's `Learner` checkpoints only per epoch and does not save the data position, so
-//! this loop drives the steps itself; the model-side step is [`OrpoStep`], which also implements
-//! burn-train's `TrainStep` / `InferenceStep` for use in a burn-train learner.
+//! this loop drives the steps itself; the model-side step is [`OrpoStep`]. With the `burn-train`
+//! feature, `orpo_train::learner` runs the same step inside burn-train's `Learner`
+//! (`learner::OrpoLearnerModel` implements `TrainStep` / `InferenceStep`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,10 +24,11 @@ use serde::Serialize;
 
 use crate::checkpoint::{self, TrainerState};
 use crate::collective::GradientExchange;
-use crate::config::{OrpoConfig, SamplingStrategy, TruncationMode};
+use crate::config::{OrpoConfig, ResumeFrom, SamplingStrategy, TruncationMode};
 use crate::metrics::{LogEntry, MetricsWriter};
 use crate::model::CausalLm;
 use crate::optim::{AdamW, AdamWSettings, accumulate, clip_global_norm};
+use crate::precision::{LossScaler, Precision, StepVerdict};
 use crate::schedule::LrSchedule;
 
 /// What a finished run reports.
@@ -42,8 +44,9 @@ pub struct TrainSummary {
     pub eval_metrics: BTreeMap<String, f64>,
     /// The final model directory.
     pub final_model_dir: PathBuf,
-    /// Steps of this run whose update was skipped for a non-finite loss or gradient norm
-    /// (`skip_nonfinite_steps`).
+    /// Steps of this run whose update was skipped for a non-finite loss or gradient norm:
+    /// with `skip_nonfinite_steps`, and in fp16 the loss scaler's skips of overflowed scaled
+    /// gradients (also logged, as `loss_scale_skipped_steps`).
     pub skipped_steps: usize,
 }
 
@@ -138,11 +141,30 @@ impl OrpoStep {
         denominators: LossDenominators,
         main: &Device,
     ) -> (f64, Vec<(&'static str, f64)>, GradientsParams) {
+        Self::backward_scaled_on(model, batch, loss, denominators, main, 1.0)
+    }
+
+    /// [`backward_on`](Self::backward_on) with the loss multiplied by `loss_scale` before the
+    /// backward pass (f16 loss scaling, [`crate::precision`]): the gradients come back scaled,
+    /// the returned loss does not.
+    pub fn backward_scaled_on<M: CausalLm>(
+        model: &M,
+        batch: &Batch,
+        loss: &OrpoLossConfig,
+        denominators: LossDenominators,
+        main: &Device,
+        loss_scale: f64,
+    ) -> (f64, Vec<(&'static str, f64)>, GradientsParams) {
         let device = device_of(model);
         let (inputs, attention) = Self::batch_inputs(batch, &device);
         let (loss, metrics) =
             Self::forward_with_denominators(model, &inputs, attention, loss, denominators);
-        let mut grads = GradientsParams::from_grads(loss.backward(), model);
+        let backward = if loss_scale == 1.0 {
+            loss.backward()
+        } else {
+            loss.clone().mul_scalar(loss_scale).backward()
+        };
+        let mut grads = GradientsParams::from_grads(backward, model);
         if device != *main {
             grads = grads.to_device(main, model);
         }
@@ -181,6 +203,10 @@ pub struct OrpoTrainer<M: CausalLm> {
     quiet: bool,
     /// Data parallelism: the devices beyond the model's own, each training a replica.
     replica_devices: Vec<Device>,
+    /// f32, or bf16 / f16 with f32 masters (and f16's loss scaler).
+    precision: Precision,
+    /// What checkpoints and `final/` are written in (`save_dtype`, else the loaded model's).
+    save_dtype: orpo_model::SaveDtype,
 }
 
 impl<M: CausalLm> OrpoTrainer<M> {
@@ -194,6 +220,10 @@ impl<M: CausalLm> OrpoTrainer<M> {
     ) -> anyhow::Result<Self> {
         config.validate("config").map_err(anyhow::Error::from)?;
         check_device(&model, &config)?;
+        let save_dtype = config
+            .save_dtype
+            .or_else(|| model.stored_dtype())
+            .unwrap_or_default();
         let model = crate::lora::prepare_model(model, &config)?;
         let (train_pairs, train_report) = train_dataset
             .tokenize(&tokenizer, &tokenize_config(&config))
@@ -204,7 +234,6 @@ impl<M: CausalLm> OrpoTrainer<M> {
         check_vocab(&model, &tokenizer, &train_pairs)?;
         Ok(Self {
             model,
-            config,
             tokenizer,
             tokenizer_dir: None,
             train_pairs,
@@ -214,7 +243,17 @@ impl<M: CausalLm> OrpoTrainer<M> {
             resume: false,
             quiet: false,
             replica_devices: Vec::new(),
+            precision: Precision::from_config(&config),
+            save_dtype,
+            config,
         })
+    }
+
+    /// Replaces an `fp16: true` run's loss scaler (default: torch's `GradScaler()`, initial scale
+    /// 2^16); other runs scale nothing and ignore it.
+    pub fn with_loss_scaler(mut self, scaler: LossScaler) -> Self {
+        self.precision.set_loss_scaler(scaler);
+        self
     }
 
     /// Adds a held-out split, evaluated every `eval_steps` and at the end.
@@ -355,13 +394,36 @@ impl<M: CausalLm> OrpoTrainer<M> {
     /// Runs the training; writes metrics, checkpoints, plots and `final/` into `output_dir`.
     pub fn train(&mut self) -> anyhow::Result<TrainSummary> {
         let started = Instant::now();
-        let cfg = self.config.clone();
+        let mut cfg = self.config.clone();
+        // Step keys given as fractions of the run, and eval_strategy's fallback (config.yaml
+        // below gets the resolved values).
+        cfg.resolve_for_run(self.total_steps());
         let out = PathBuf::from(&cfg.output_dir);
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         checkpoint::remove_partial_checkpoints(&out);
         let existing = checkpoint::list_checkpoints(&out);
         let has_run = !existing.is_empty() || out.join("metrics.jsonl").exists();
-        if has_run && !self.resume && !cfg.overwrite_output_dir {
+        // `resume_from_checkpoint: true` is `--resume`; a path names the checkpoint.
+        let resume = self.resume
+            || matches!(
+                cfg.resume_from_checkpoint,
+                Some(ResumeFrom::Latest(true) | ResumeFrom::Path(_))
+            );
+        let resume_dir = match &cfg.resume_from_checkpoint {
+            Some(ResumeFrom::Path(dir)) => {
+                if !dir.join(checkpoint::TRAINER_STATE).is_file() {
+                    bail!(
+                        "resume_from_checkpoint: {} is not a checkpoint (no {})",
+                        dir.display(),
+                        checkpoint::TRAINER_STATE
+                    );
+                }
+                Some(dir.clone())
+            }
+            _ if resume => existing.last().map(|(_, dir)| dir.clone()),
+            _ => None,
+        };
+        if has_run && !resume && !cfg.overwrite_output_dir {
             bail!(
                 "{} already holds a run; pass --resume to continue it or set \
                  overwrite_output_dir: true to start over",
@@ -377,15 +439,16 @@ impl<M: CausalLm> OrpoTrainer<M> {
         };
         let total_steps = self.total_steps();
         let mut optim = AdamW::new(settings.clone());
+        let mut precision = self.precision.clone();
         let mut state = TrainerState {
             global_step: 0,
             micro_batches_done: 0,
             epoch: 0.0,
             max_steps: total_steps,
             log_history: Vec::new(),
+            loss_scaler: None,
         };
-        if self.resume && !existing.is_empty() {
-            let (step, dir) = existing.last().expect("non-empty").clone();
+        if let Some(dir) = resume_dir {
             let text = std::fs::read_to_string(dir.join(checkpoint::TRAINER_STATE))?;
             state = serde_json::from_str(&text).with_context(|| {
                 format!("reading {}", dir.join(checkpoint::TRAINER_STATE).display())
@@ -393,9 +456,26 @@ impl<M: CausalLm> OrpoTrainer<M> {
             self.model = crate::lora::restore_model(self.model.clone(), &dir, &device)
                 .with_context(|| format!("loading the model of {}", dir.display()))?;
             optim = AdamW::load(settings, &dir.join(checkpoint::OPTIMIZER_STATE), &device)?;
-            if !self.quiet {
-                eprintln!("resuming from {} (step {step})", dir.display());
+            // The weights the interrupted run computed with: its masters' rounding, whatever
+            // type the checkpoint's weights were written in.
+            self.model = optim.round_masters_into(self.model.clone());
+            if let Some(scaler) = state.loss_scaler.clone() {
+                precision.set_loss_scaler(scaler);
             }
+            if !self.quiet {
+                eprintln!(
+                    "resuming from {} (step {})",
+                    dir.display(),
+                    state.global_step
+                );
+            }
+        }
+        if !self.quiet {
+            eprintln!(
+                "precision: {}; checkpoints and final/ in {}",
+                precision.describe(),
+                self.save_dtype.torch_name()
+            );
         }
         let resolved = serde_yaml::to_string(&cfg).expect("config serialises");
         crate::io::write_atomic(&out.join("config.yaml"), resolved.as_bytes())?;
@@ -478,12 +558,19 @@ impl<M: CausalLm> OrpoTrainer<M> {
             // the results are added in micro-batch order, so the sum does not depend on which
             // device finishes first.
             let mut results = Vec::with_capacity(batches.len());
+            let loss_scale = precision.loss_scale();
             for round in batches.chunks(self.world_size()) {
                 if let [batch] = round {
                     // One device: no thread.
                     let main = &device;
-                    let r =
-                        OrpoStep::backward_on(&self.model, batch, &loss_cfg, denominators, main);
+                    let r = OrpoStep::backward_scaled_on(
+                        &self.model,
+                        batch,
+                        &loss_cfg,
+                        denominators,
+                        main,
+                        loss_scale,
+                    );
                     results.push(r);
                     continue;
                 }
@@ -499,12 +586,13 @@ impl<M: CausalLm> OrpoTrainer<M> {
                         .map(|(d, batch)| {
                             let replica = if d == 0 { model } else { &replicas[d - 1] };
                             scope.spawn(move || {
-                                OrpoStep::backward_on(
+                                OrpoStep::backward_scaled_on(
                                     replica,
                                     batch,
                                     loss_cfg,
                                     denominators,
                                     exchange.destination(d, device),
+                                    loss_scale,
                                 )
                             })
                         })
@@ -520,6 +608,8 @@ impl<M: CausalLm> OrpoTrainer<M> {
                 .zip(batches.iter().zip(&nll_tokens))
                 .enumerate()
             {
+                // bf16 / f16: summed, clipped and applied in f32, unscaled (crate::precision).
+                let micro_grads = precision.unscale_to_f32(&self.model, micro_grads);
                 accumulate(&self.model, &mut sums[exchange.slot(k)], micro_grads);
                 step_loss += loss;
                 // The step's metrics are those of the whole step's pairs: the NLL weighted by
@@ -539,7 +629,8 @@ impl<M: CausalLm> OrpoTrainer<M> {
             }
             let mut grads = exchange.combine(&self.model, sums);
             let grad_norm = clip_global_norm(&self.model, &mut grads, cfg.max_grad_norm);
-            if step_loss.is_finite() && grad_norm.is_finite() {
+            let verdict = precision.judge(step_loss, grad_norm);
+            if verdict == StepVerdict::Update {
                 self.model = optim.step(lr, self.model.clone(), &mut grads);
                 loss_sum_run += step_loss;
                 steps_run += 1;
@@ -549,6 +640,16 @@ impl<M: CausalLm> OrpoTrainer<M> {
                 for (k, v) in step_metrics {
                     *window.entry(k).or_default() += v;
                 }
+            } else if verdict == StepVerdict::SkipOverflow {
+                if !self.quiet {
+                    eprintln!(
+                        "step {}: fp16 gradients overflowed (norm {grad_norm}); update skipped, \
+                         loss scale lowered to {}",
+                        step + 1,
+                        precision.loss_scale()
+                    );
+                }
+                skipped_steps += 1;
             } else {
                 let (what, value) = if step_loss.is_finite() {
                     ("gradient norm", grad_norm)
@@ -575,6 +676,9 @@ impl<M: CausalLm> OrpoTrainer<M> {
 
             let step = state.global_step;
             let last = step == total_steps;
+            // Whether this step's micro-batches finished an epoch (eval/save_strategy: epoch).
+            let epoch_end = state.micro_batches_done / per_epoch
+                > (state.micro_batches_done - micro_per_step) / per_epoch;
             // (A window of skipped steps only has nothing to log.)
             if (step.is_multiple_of(cfg.logging_steps) || last) && window_steps > 0 {
                 let mut values: BTreeMap<String, f64> = window
@@ -585,6 +689,11 @@ impl<M: CausalLm> OrpoTrainer<M> {
                     "learning_rate".into(),
                     schedule.lr_at(step.min(total_steps - 1)),
                 );
+                if let Some(scaler) = precision.loss_scaler() {
+                    values.insert("loss_scale".into(), scaler.scale);
+                    let skipped = scaler.skipped_steps as f64;
+                    values.insert("loss_scale_skipped_steps".into(), skipped);
+                }
                 let entry = LogEntry {
                     step,
                     epoch: state.epoch,
@@ -614,10 +723,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
                 window.clear();
                 window_steps = 0;
             }
-            let eval_due = cfg
-                .eval_steps
-                .is_some_and(|e| e > 0 && step.is_multiple_of(e));
-            if !self.eval_pairs.is_empty() && (eval_due || last) {
+            if !self.eval_pairs.is_empty() && cfg.eval_due(step, epoch_end, last) {
                 let eval = self.evaluate()?;
                 let entry = LogEntry {
                     step,
@@ -639,7 +745,8 @@ impl<M: CausalLm> OrpoTrainer<M> {
                 state.log_history.push(entry);
                 last_eval = eval;
             }
-            if (cfg.save_steps > 0 && step.is_multiple_of(cfg.save_steps)) || last {
+            if cfg.save_due(step, epoch_end, last) {
+                state.loss_scaler = precision.loss_scaler().cloned();
                 self.save_checkpoint(&out, &state, &optim)?;
                 metrics_writer.write_csv(&state.log_history)?;
             }
@@ -648,7 +755,8 @@ impl<M: CausalLm> OrpoTrainer<M> {
         metrics_writer.write_csv(&state.log_history)?;
         crate::plot::write_run_plots(&state.log_history, &out.join("plots"))?;
         let final_dir = out.join("final");
-        self.export(&final_dir)?;
+        // From the f32 masters of a bf16 / f16 run, not from their rounding.
+        self.export_model(&optim.with_masters(self.model.clone()), &final_dir)?;
         Ok(TrainSummary {
             global_step: state.global_step,
             train_loss: if steps_run > 0 {
@@ -670,7 +778,9 @@ impl<M: CausalLm> OrpoTrainer<M> {
         optim: &AdamW,
     ) -> anyhow::Result<()> {
         checkpoint::write_checkpoint(out, state.global_step, |dir| {
-            crate::lora::save_model(&self.model, dir)?;
+            // From the f32 masters of a bf16 / f16 run (also kept in the optimizer state).
+            let model = optim.with_masters(self.model.clone());
+            crate::lora::save_model(&model, dir, self.save_dtype)?;
             optim.save(&dir.join(checkpoint::OPTIMIZER_STATE))?;
             if let Some(tok) = &self.tokenizer_dir {
                 checkpoint::copy_tokenizer_files(tok, dir)?;
@@ -683,15 +793,21 @@ impl<M: CausalLm> OrpoTrainer<M> {
         Ok(())
     }
 
-    /// Writes the current model (and tokenizer files) as a Hugging Face directory, atomically;
-    /// for a LoRA run, the adapter and/or the merged model as `lora_export` says
-    /// ([`crate::lora::export_final`]).
+    /// Writes the current model (and tokenizer files) as a Hugging Face directory, atomically,
+    /// the weights in `save_dtype`; for a LoRA run, the adapter and/or the merged model as
+    /// `lora_export` says ([`crate::lora::export_final`]). After a bf16 / f16 run this is the
+    /// model's own bf16 / f16 weights; `final/`, which `train` writes, holds the f32 masters'.
     pub fn export(&self, dir: &Path) -> anyhow::Result<()> {
+        self.export_model(&self.model, dir)
+    }
+
+    fn export_model(&self, model: &M, dir: &Path) -> anyhow::Result<()> {
         crate::lora::export_final(
-            &self.model,
+            model,
             self.tokenizer_dir.as_deref(),
             dir,
             self.config.lora_export,
+            self.save_dtype,
         )?;
         Ok(())
     }

@@ -67,8 +67,8 @@ impl CausalLm for FaultyLm {
         CausalLm::vocab_size(&self.inner)
     }
 
-    fn save_pretrained(&self, dir: &Path) -> anyhow::Result<()> {
-        CausalLm::save_pretrained(&self.inner, dir)
+    fn save_pretrained(&self, dir: &Path, dtype: orpo_model::SaveDtype) -> anyhow::Result<()> {
+        CausalLm::save_pretrained(&self.inner, dir, dtype)
     }
 
     fn load_pretrained(dir: &Path, device: &Device) -> anyhow::Result<Self> {
