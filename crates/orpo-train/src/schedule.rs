@@ -18,6 +18,21 @@ pub struct LrSchedule {
 }
 
 impl LrSchedule {
+    /// The schedule of `config` for a run of `total_steps` optimizer steps: `warmup_steps`, else
+    /// `ceil(warmup_ratio · total_steps)` steps of warm-up, then `lr_scheduler_type`.
+    pub fn from_config(config: &crate::OrpoConfig, total_steps: usize) -> Self {
+        Self {
+            peak: config.learning_rate,
+            warmup_steps: if config.warmup_steps > 0 {
+                config.warmup_steps
+            } else {
+                (config.warmup_ratio * total_steps as f64).ceil() as usize
+            },
+            total_steps,
+            kind: config.lr_scheduler_type,
+        }
+    }
+
     /// The factor transformers' lambda gives at `step`, times the peak.
     pub fn lr_at(&self, step: usize) -> f64 {
         let warmup = self.warmup_steps;

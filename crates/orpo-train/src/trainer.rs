@@ -481,16 +481,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
         crate::io::write_atomic(&out.join("config.yaml"), resolved.as_bytes())?;
         let metrics_writer = MetricsWriter::create(&out, &state.log_history)?;
 
-        let schedule = LrSchedule {
-            peak: cfg.learning_rate,
-            warmup_steps: if cfg.warmup_steps > 0 {
-                cfg.warmup_steps
-            } else {
-                (cfg.warmup_ratio * total_steps as f64).ceil() as usize
-            },
-            total_steps,
-            kind: cfg.lr_scheduler_type,
-        };
+        let schedule = LrSchedule::from_config(&cfg, total_steps);
         let loss_cfg = loss_config(&cfg);
         let micro_per_step = self.micro_batches_per_step();
         let per_epoch = self.micro_batches_per_epoch();

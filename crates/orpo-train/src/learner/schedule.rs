@@ -26,16 +26,7 @@ impl OrpoLrScheduler {
     /// The schedule of `config` for a run of `total_steps` optimizer steps: `warmup_steps`, else
     /// `ceil(warmup_ratio · total_steps)` steps of warm-up, then `lr_scheduler_type`.
     pub fn from_config(config: &OrpoConfig, total_steps: usize) -> Self {
-        Self::new(LrSchedule {
-            peak: config.learning_rate,
-            warmup_steps: if config.warmup_steps > 0 {
-                config.warmup_steps
-            } else {
-                (config.warmup_ratio * total_steps as f64).ceil() as usize
-            },
-            total_steps,
-            kind: config.lr_scheduler_type,
-        })
+        Self::new(LrSchedule::from_config(config, total_steps))
     }
 }
 
