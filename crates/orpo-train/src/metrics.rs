@@ -88,6 +88,29 @@ impl MetricsWriter {
 }
 
 /// Reads a run's `metrics.jsonl`.
+/// Adds one micro-batch's metrics into the running sums of its optimizer step, so that the sums
+/// are the metrics of all the step's pairs at once: the NLL weighted by the micro-batch's share
+/// of the step's NLL tokens, the per-pair means by its share of the step's pairs.
+pub fn add_micro_batch_metrics<K: From<&'static str> + Ord>(
+    step: &mut BTreeMap<K, f64>,
+    metrics: Vec<(&'static str, f64)>,
+    (nll_tokens, total_tokens): (usize, usize),
+    (pairs, total_pairs): (usize, usize),
+) {
+    let token_share = nll_tokens as f64 / total_tokens.max(1) as f64;
+    let pair_share = pairs as f64 / total_pairs as f64;
+    for (name, value) in metrics {
+        let share = if name == "nll_loss" {
+            token_share
+        } else {
+            pair_share
+        };
+        if share > 0.0 {
+            *step.entry(K::from(name)).or_default() += value * share;
+        }
+    }
+}
+
 pub fn read_metrics(path: &Path) -> std::io::Result<Vec<LogEntry>> {
     let text = std::fs::read_to_string(path)?;
     text.lines()

@@ -603,20 +603,12 @@ impl<M: CausalLm> OrpoTrainer<M> {
                 let micro_grads = precision.unscale_to_f32(&self.model, micro_grads);
                 accumulate(&self.model, &mut sums[exchange.slot(k)], micro_grads);
                 step_loss += loss;
-                // The step's metrics are those of the whole step's pairs: the NLL weighted by
-                // tokens, the per-pair means by pairs.
-                let token_share = tokens as f64 / total_tokens.max(1) as f64;
-                let pair_share = batch.pairs as f64 / total_pairs as f64;
-                for (name, value) in metrics {
-                    let share = if name == "nll_loss" {
-                        token_share
-                    } else {
-                        pair_share
-                    };
-                    if share > 0.0 {
-                        *step_metrics.entry(name.to_string()).or_default() += value * share;
-                    }
-                }
+                crate::metrics::add_micro_batch_metrics(
+                    &mut step_metrics,
+                    metrics,
+                    (tokens, total_tokens),
+                    (batch.pairs, total_pairs),
+                );
             }
             let mut grads = exchange.combine(&self.model, sums);
             let grad_norm = clip_global_norm(&self.model, &mut grads, cfg.max_grad_norm);

@@ -141,20 +141,12 @@ impl<M: CausalLm> OrpoLearnerModel<M> {
                 accumulate(&self.model, grads, micro_grads);
             }
             loss_sum += loss.into_scalar::<f32>() as f64;
-            // The step's metrics are those of all its pairs: the NLL weighted by tokens, the
-            // per-pair means by pairs (as `OrpoTrainer`).
-            let token_share = nll_tokens as f64 / total_tokens.max(1) as f64;
-            let pair_share = pairs as f64 / total_pairs as f64;
-            for (name, value) in metrics {
-                let share = if name == "nll_loss" {
-                    token_share
-                } else {
-                    pair_share
-                };
-                if share > 0.0 {
-                    *values.entry(name).or_default() += value * share;
-                }
-            }
+            crate::metrics::add_micro_batch_metrics(
+                &mut values,
+                metrics,
+                (nll_tokens, total_tokens),
+                (pairs, total_pairs),
+            );
         }
         values.insert("loss", loss_sum);
         let loss =
