@@ -11,6 +11,8 @@
 //! - [`schedule`]: the learning-rate schedules as burn's `LrScheduler` ([`OrpoLrScheduler`]).
 //! - [`metrics`]: TRL's metric names as burn-train `Metric` + `Numeric` ([`OrpoMetric`]), and
 //!   loggers writing them (burn's per-epoch files, the run's `metrics.jsonl`).
+//! - [`renderer`]: [`SilentRenderer`], burn-train's renderer off a terminal, where the run's own
+//!   lines report progress.
 //! - [`run`]: a whole [`OrpoConfig`](crate::OrpoConfig) through burn-train
 //!   (`orpo train --learner burn-train`), refusing what burn-train cannot honour.
 //!
@@ -20,6 +22,7 @@
 pub mod data;
 pub mod metrics;
 pub mod optim;
+pub mod renderer;
 pub mod run;
 pub mod schedule;
 pub mod step;
@@ -30,6 +33,7 @@ pub use metrics::{
     register_metrics,
 };
 pub use optim::{OrpoAdamW, orpo_adamw};
+pub use renderer::SilentRenderer;
 pub use run::{LearnerPlan, LearnerRunOptions, plan, train_with_burn_train};
 pub use schedule::OrpoLrScheduler;
 pub use step::{OrpoLearnerModel, OrpoOutput};

@@ -19,6 +19,7 @@ use orpo_data::{BatchOrder, TokenizedPair, batch_indices};
 use super::data::{OrpoBatcher, pair_dataset};
 use super::metrics::{MetricsJsonlLogger, TrlNamesFileLogger, register_metrics};
 use super::optim::orpo_adamw;
+use super::renderer::SilentRenderer;
 use super::schedule::OrpoLrScheduler;
 use super::step::OrpoLearnerModel;
 use crate::config::{IntervalStrategy, OrpoConfig, SamplingStrategy};
@@ -276,6 +277,10 @@ pub fn train_with_burn_train<M: CausalLm + ModuleDisplay>(
         // burn-train reads past values (early stopping, best checkpoint) from the first logger.
         .with_metric_logger(TrlNamesFileLogger::new(&out))
         .with_metric_logger(jsonl);
+    if !std::io::stdout().is_terminal() || options.quiet {
+        // Off a terminal the run's own lines (the jsonl logger) say where it is.
+        training = training.renderer(Box::new(SilentRenderer));
+    }
     if plan.checkpoints {
         // The last `save_total_limit` epochs (all by default), as `OrpoTrainer` prunes.
         training = training
