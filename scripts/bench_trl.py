@@ -4,9 +4,12 @@
 
     python scripts/bench_trl.py [--pairs 2] [--prompt 128] [--completion 384] [--steps 12]
                                 [--warmup 2] [--layers 30] [--threads 2] [--grad-checkpointing]
+                                [--bf16]
 
 Random weights (hidden 576, 30 layers, 9 heads / 3 KV heads, intermediate 1536, vocab 49152,
-tied), f32, CPU, `torch.set_num_threads(threads)`. The rows are tokenized to the same synthetic
+tied), f32 weights, CPU, `torch.set_num_threads(threads)`; `--bf16` is TRL 1.x's default
+(`bf16=True`: transformers autocasts the forward to bf16 on the CPU, weights and AdamW stay f32).
+TRL 1.x's ORPO (`trl.experimental.orpo`) and TRL 0.2x's (`trl.ORPOTrainer`) both work. The rows are tokenized to the same synthetic
 ids as the Rust bench (TRL's `tokenize_row` is overridden, so tokenization is not timed here;
 data preparation is `scripts/bench_trl_data.py`). Every step is a real `Trainer.train()` step:
 collation, forward, TRL's ORPO loss, backward, clipping (max_grad_norm 1.0), AdamW.
@@ -49,13 +52,17 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--grad-checkpointing", action="store_true")
+    parser.add_argument("--bf16", action="store_true", help="TRL 1.x's default: autocast to bf16")
     args = parser.parse_args()
 
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast, TrainerCallback
     import trl
-    from trl import ORPOConfig, ORPOTrainer
+    try:
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer  # TRL 1.x
+    except ImportError:
+        from trl import ORPOConfig, ORPOTrainer  # TRL 0.2x
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -108,15 +115,16 @@ def main() -> None:
                 first["end"] = seconds_since_process_start()
 
     with tempfile.TemporaryDirectory() as out:
-        orpo_args = ORPOConfig(
+        # TRL 1.x has no max_prompt_length (the rows are pre-tokenized here, so it only matters to 0.2x).
+        prompt_limit = {"max_prompt_length": prompt_len} if "max_prompt_length" in ORPOConfig.__dataclass_fields__ else {}
+        orpo_args = ORPOConfig(**prompt_limit,
             output_dir=out, per_device_train_batch_size=args.pairs, max_steps=total,
             learning_rate=1e-5, lr_scheduler_type="constant", beta=0.1, max_length=prompt_len + completion_len,
-            max_prompt_length=prompt_len, max_completion_length=completion_len, logging_steps=1,
+            max_completion_length=completion_len, logging_steps=1,
             save_strategy="no", report_to="none", use_cpu=True, dataloader_num_workers=0,
             gradient_checkpointing=args.grad_checkpointing, disable_tqdm=True,
-            # TRL's configs default to bf16=True; on this CPU (AVX2, no bf16 units) that autocasts
-            # the matmuls onto PyTorch's scalar fallback gemm (5-10x slower). f32, like bench_train.
-            bf16=False,
+            # TRL 1.x defaults to bf16=True (autocast); f32 unless --bf16, like bench_train's --dtype.
+            bf16=args.bf16,
         )
         trainer = SyntheticOrpoTrainer(model=model, args=orpo_args, train_dataset=Dataset.from_list(rows),
                                        processing_class=tokenizer, callbacks=[Timer()])
@@ -130,6 +138,7 @@ def main() -> None:
         "tool": f"trl {trl.__version__} / torch {torch.__version__}",
         "threads": args.threads,
         "grad_checkpointing": args.grad_checkpointing,
+        "bf16": args.bf16,
         "pairs": args.pairs, "prompt": prompt_len, "completion": completion_len, "layers": args.layers,
         "train_tokens_per_step": tokens,
         "median_step_s": median, "min_step_s": timed[0], "max_step_s": timed[-1],
