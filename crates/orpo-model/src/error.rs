@@ -91,6 +91,14 @@ pub enum ModelError {
         /// What is wrong, naming the key or tensor.
         message: String,
     },
+    /// A GGUF file cannot be written or read as asked.
+    #[error("{path}: GGUF: {message}")]
+    Gguf {
+        /// The GGUF file, or the tokenizer file its metadata comes from.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// Reading a tensor back from the device failed.
     #[error("reading tensor `{name}` from the device: {message}")]
     Device {

@@ -33,11 +33,13 @@ pub mod config;
 pub mod error;
 pub mod fused;
 pub mod generate;
+pub mod gguf;
 pub mod lora;
 pub mod mlp;
 pub mod model;
 pub mod rope;
 pub mod save;
+pub mod shard;
 pub mod weights;
 
 pub use config::{LlamaConfig, RopeScaling};

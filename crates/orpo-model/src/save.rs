@@ -139,16 +139,27 @@ impl LlamaForCausalLM {
     ///
     /// Each file is written to a temporary name in `dir`, synced, then renamed, so an
     /// interrupted save never leaves a half-written file under the final name.
+    ///
+    /// Weights over 5 GB are sharded ([`save_pretrained_sharded`](Self::save_pretrained_sharded)
+    /// with [`DEFAULT_MAX_SHARD_SIZE`](crate::shard::DEFAULT_MAX_SHARD_SIZE)).
     pub fn save_pretrained(&self, dir: impl AsRef<Path>, dtype: SaveDtype) -> Result<()> {
+        self.save_pretrained_sharded(dir, dtype, crate::shard::DEFAULT_MAX_SHARD_SIZE)
+    }
+
+    /// [`save_pretrained`](Self::save_pretrained) with the weights split into shards of at most
+    /// `max_shard_size` bytes (a single tensor larger than that gets a shard of its own) and
+    /// `model.safetensors.index.json`, as transformers' `save_pretrained(max_shard_size=...)`
+    /// writes them ([`crate::shard`]); one `model.safetensors` when they fit.
+    pub fn save_pretrained_sharded(
+        &self,
+        dir: impl AsRef<Path>,
+        dtype: SaveDtype,
+        max_shard_size: u64,
+    ) -> Result<()> {
         let dir = dir.as_ref();
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
         let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-        write_tensors(
-            &dir.join("model.safetensors"),
-            self.hf_tensors()?,
-            dtype,
-            metadata,
-        )?;
+        crate::shard::write_sharded(dir, self.hf_tensors()?, dtype, metadata, max_shard_size)?;
 
         let mut config = self.config.to_json();
         if let Some(map) = config.as_object_mut() {
