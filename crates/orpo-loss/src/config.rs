@@ -43,6 +43,12 @@ pub struct OrpoLossConfig {
     pub simpo_gamma: f64,
     /// SimPO's NLL weight (TRL's `cpo_alpha`, default 1.0; 0 = SimPO without NLL); SimPO only.
     pub cpo_alpha: f64,
+    /// The model's final logit soft-cap `c` (Gemma 2's `final_logit_softcapping`): the head's
+    /// logits are `c · tanh((h W + b) / c)` before the softmax and in the logit metrics. A
+    /// property of the model, not a training setting: the trainer copies it from the model
+    /// description, and no config file sets it. `None` (default): raw logits.
+    #[serde(skip)]
+    pub logit_softcap: Option<f64>,
 }
 
 impl Default for OrpoLossConfig {
@@ -55,6 +61,7 @@ impl Default for OrpoLossConfig {
             chunk_size: 512,
             simpo_gamma: 0.5,
             cpo_alpha: 1.0,
+            logit_softcap: None,
         }
     }
 }
@@ -77,6 +84,12 @@ impl OrpoLossConfig {
     /// Sets the NLL span (see [`OrpoLossConfig::nll_on_completion_only`]).
     pub fn with_nll_on_completion_only(mut self, on: bool) -> Self {
         self.nll_on_completion_only = on;
+        self
+    }
+
+    /// Sets the final logit soft-cap (see [`OrpoLossConfig::logit_softcap`]).
+    pub fn with_logit_softcap(mut self, softcap: Option<f64>) -> Self {
+        self.logit_softcap = softcap;
         self
     }
 
@@ -139,6 +152,11 @@ impl OrpoLossConfig {
         }
         if self.chunk_size == 0 {
             return Err("chunk_size must be > 0".to_string());
+        }
+        if let Some(cap) = self.logit_softcap
+            && !(cap.is_finite() && cap > 0.0)
+        {
+            return Err(format!("logit_softcap must be finite and > 0, got {cap}"));
         }
         Ok(())
     }

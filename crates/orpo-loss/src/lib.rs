@@ -108,7 +108,7 @@ pub use config::{LossType, OrpoLossConfig};
 pub use inputs::{HostInputs, HostInputsBuf, LossDenominators, OrpoInputs, nll_token_count};
 pub use logps::{
     GradRequest, HeadGrads, RowLogps, TokenSelection, attach_gradient, completion_logps,
-    token_logps, token_logps_backward,
+    token_logps, token_logps_backward, token_logps_backward_softcapped, token_logps_softcapped,
 };
 pub use loss::{
     OrpoOutput, PreferenceOutput, orpo_loss, orpo_loss_with_denominators, preference_loss,

@@ -94,6 +94,15 @@ pub(crate) fn chunk_logits(h: Tensor<2>, w: &Tensor<2>, b: Option<&Tensor<1>>) -
     z.cast(FloatDType::F32)
 }
 
+/// `z` `[c, V]` f32 soft-capped: `cap · tanh(z / cap)` (transformers' final logit soft-cap, in
+/// f32 as the loss computes), or `z` unchanged without a cap.
+pub(crate) fn softcap(z: Tensor<2>, cap: Option<f64>) -> Tensor<2> {
+    match cap {
+        Some(cap) => z.div_scalar(cap).tanh().mul_scalar(cap),
+        None => z,
+    }
+}
+
 /// `[c, V] -> [c, 1]` `logsumexp` along the vocabulary, max-shifted.
 fn logsumexp(z: &Tensor<2>) -> Tensor<2> {
     let max = z.clone().max_dim(1);
@@ -120,6 +129,29 @@ pub fn token_logps(
     selection: &TokenSelection,
     chunk_size: usize,
 ) -> Tensor<1> {
+    token_logps_softcapped(
+        hidden_flat,
+        head_weight,
+        head_bias,
+        selection,
+        chunk_size,
+        None,
+    )
+}
+
+/// [`token_logps`] of soft-capped logits `cap · tanh((h W + b) / cap)` (Gemma 2's
+/// `final_logit_softcapping`), or of the raw logits when `softcap` is `None`.
+///
+/// # Panics
+/// If the selection is empty.
+pub fn token_logps_softcapped(
+    hidden_flat: &Tensor<2>,
+    head_weight: &Tensor<2>,
+    head_bias: Option<&Tensor<1>>,
+    selection: &TokenSelection,
+    chunk_size: usize,
+    softcap: Option<f64>,
+) -> Tensor<1> {
     assert!(!selection.is_empty(), "token_logps: empty token selection");
     let h = hidden_flat.clone().inner();
     let w = head_weight.clone().inner();
@@ -130,7 +162,7 @@ pub fn token_logps(
         let mut logps = Vec::with_capacity(selection.len());
         for (s, e) in chunk_ranges(selection.len(), chunk_size) {
             let hc = h.clone().select(0, pos.clone().slice_dim(0, s..e));
-            let z = chunk_logits(hc, &w, b.as_ref());
+            let z = self::softcap(chunk_logits(hc, &w, b.as_ref()), softcap);
             let [_, v] = z.dims();
             let z = kernels.logits_to_host(z);
             logps.extend(kernels.target_logps(&z, v, &selection.targets[s..e]));
@@ -142,7 +174,7 @@ pub fn token_logps(
     for (s, e) in chunk_ranges(selection.len(), chunk_size) {
         let c = e - s;
         let hc = h.clone().select(0, pos.clone().slice_dim(0, s..e));
-        let z = chunk_logits(hc, &w, b.as_ref());
+        let z = self::softcap(chunk_logits(hc, &w, b.as_ref()), softcap);
         let lse = logsumexp(&z);
         let picked = z.gather(1, tgt.clone().slice_dim(0, s..e).reshape([c, 1]));
         parts.push((picked - lse).reshape([c]));
@@ -167,6 +199,36 @@ pub fn token_logps_backward(
     coef: &Tensor<1>,
     chunk_size: usize,
     request: GradRequest,
+) -> HeadGrads {
+    token_logps_backward_softcapped(
+        hidden_flat,
+        head_weight,
+        head_bias,
+        selection,
+        coef,
+        chunk_size,
+        request,
+        None,
+    )
+}
+
+/// [`token_logps_backward`] for the log-probs of [`token_logps_softcapped`]: with
+/// `z = cap · tanh(u / cap)` and `u = h W + b`, `∂z/∂u = 1 − (z / cap)²`, so each chunk's
+/// `G = coef ⊙ (onehot − softmax(z))` is multiplied by it before the products with `W` and `h`
+/// (one more `[chunk, V]` temporary while a cap is set).
+///
+/// # Panics
+/// If the selection is empty.
+#[allow(clippy::too_many_arguments)] // token_logps_backward's arguments and the cap
+pub fn token_logps_backward_softcapped(
+    hidden_flat: &Tensor<2>,
+    head_weight: &Tensor<2>,
+    head_bias: Option<&Tensor<1>>,
+    selection: &TokenSelection,
+    coef: &Tensor<1>,
+    chunk_size: usize,
+    request: GradRequest,
+    softcap: Option<f64>,
 ) -> HeadGrads {
     assert!(
         !selection.is_empty(),
@@ -193,7 +255,12 @@ pub fn token_logps_backward(
     for (s, e) in chunk_ranges(selection.len(), chunk_size) {
         let c = e - s;
         let hc = h.clone().select(0, pos.clone().slice_dim(0, s..e));
-        let z = chunk_logits(hc.clone(), &w, b.as_ref());
+        let z = self::softcap(chunk_logits(hc.clone(), &w, b.as_ref()), softcap);
+        // ∂z/∂u of the soft-cap, taken before the fast path overwrites z in place.
+        let cap_slope = softcap.map(|cap| {
+            let r = z.clone().div_scalar(cap);
+            (r.clone() * r).neg().add_scalar(1.0)
+        });
         // G = coef·onehot − coef·softmax
         let g = if let Some((kernels, host_coef)) = &fast {
             let [_, v] = z.dims();
@@ -211,9 +278,36 @@ pub fn token_logps_backward(
                 IndexingUpdateOp::Add,
             )
         };
+        let g = match cap_slope {
+            Some(slope) => g * slope,
+            None => g,
+        };
         sums.add(hc, g, &w);
     }
     sums.finish([n, hd], pos)
+}
+
+/// `[1]` f32 sum of every soft-capped logit `cap · tanh((h W + b) / cap)` of the rows `h`
+/// `[n, H]`, `chunk_size` rows at a time (no gradient). The logit metrics need it where a cap
+/// makes the sum non-linear in `h`: one more head pass over those rows.
+pub(crate) fn softcapped_logit_sum(
+    rows: Tensor<2>,
+    w: &Tensor<2>,
+    b: Option<&Tensor<1>>,
+    cap: f64,
+    chunk_size: usize,
+) -> Tensor<1> {
+    let [n, _] = rows.dims();
+    let device = rows.device();
+    let mut total = Tensor::<1>::zeros([1], (&device, DType::F32));
+    for (s, e) in chunk_ranges(n, chunk_size) {
+        let z = softcap(
+            chunk_logits(rows.clone().slice_dim(0, s..e), w, b),
+            Some(cap),
+        );
+        total = total + z.sum();
+    }
+    total
 }
 
 /// Running sums of the head-input gradients over chunks (or pairs) of scored tokens.

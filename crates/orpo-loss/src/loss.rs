@@ -5,7 +5,10 @@
 use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 
 use crate::inputs::{HostInputs, HostInputsBuf, LossDenominators, OrpoInputs};
-use crate::logps::{GradRequest, attach_gradient, token_logps, token_logps_backward};
+use crate::logps::{
+    GradRequest, attach_gradient, softcapped_logit_sum, token_logps_backward_softcapped,
+    token_logps_softcapped,
+};
 use crate::metrics::{MetricTensors, OrpoMetricTensors};
 use crate::plan::Plan;
 use crate::{OrpoLossConfig, pairwise};
@@ -196,9 +199,10 @@ pub fn preference_loss(
         bias: head_bias.as_ref().is_some_and(|b| b.is_tracked()),
     };
     let wants_grads = request.hidden || request.weight || request.bias;
+    let softcap = config.logit_softcap;
     // Where the backend has host kernels, one head pass per pair gives log-probs and gradients
-    // together.
-    let mut single_pass = wants_grads
+    // together (for raw logits: a soft-capped head takes the chunked passes below).
+    let mut single_pass = (wants_grads && softcap.is_none())
         .then(|| {
             pairwise::logps_and_grads(
                 &flat,
@@ -216,7 +220,9 @@ pub fn preference_loss(
     // Pass 1 (no grad): per-token log-probs → lc, lr, NLL.
     let logp = match &single_pass {
         Some(out) => out.logp.clone(),
-        None => token_logps(&flat, &w, bias.as_ref(), &p.sel, config.chunk_size),
+        None => {
+            token_logps_softcapped(&flat, &w, bias.as_ref(), &p.sel, config.chunk_size, softcap)
+        }
     };
     let seg = Tensor::<2>::from_data(TensorData::new(p.seg, [rows, m]), f32_opts);
     let empty = Tensor::<1>::from_data(TensorData::new(p.empty_rows, [rows]), f32_opts);
@@ -272,6 +278,15 @@ pub fn preference_loss(
     };
     let logits_mean = |range: core::ops::Range<usize>| {
         let n = (range.len() * positions * v) as f64;
+        if let Some(cap) = softcap {
+            // tanh is not linear: every logit of those positions, one more head pass.
+            let rows = hid
+                .clone()
+                .slice([range.clone(), 0..positions])
+                .reshape([range.len() * positions, h]);
+            return softcapped_logit_sum(rows, &w, bias.as_ref(), cap, config.chunk_size)
+                .div_scalar(n);
+        }
         let hs = hid
             .clone()
             .slice([range, 0..positions])
@@ -314,7 +329,7 @@ pub fn preference_loss(
                     .reshape([1, rows]);
                 // ∂loss/∂logp_k = Σ_r ∂loss/∂l_r · seg[r, k] − w · nll_w[k]
                 let coef = d_rows.matmul(seg).reshape([m]) - nll_w.mul_scalar(nll_weight);
-                token_logps_backward(
+                token_logps_backward_softcapped(
                     &flat,
                     &w,
                     bias.as_ref(),
@@ -322,6 +337,7 @@ pub fn preference_loss(
                     &coef,
                     config.chunk_size,
                     request,
+                    softcap,
                 )
             }
         };

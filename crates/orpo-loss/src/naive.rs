@@ -22,7 +22,10 @@ pub fn naive_orpo_loss(
     if let Some(bias) = head_bias {
         logits = logits + bias.unsqueeze_dims::<3>(&[0, 1]);
     }
-    let logits = logits.cast(FloatDType::F32);
+    let mut logits = logits.cast(FloatDType::F32);
+    if let Some(cap) = config.logit_softcap {
+        logits = logits.div_scalar(cap).tanh().mul_scalar(cap);
+    }
     let logp = log_softmax(logits.slice([0..rows, 0..t - 1]), 2);
     let targets = inputs
         .input_ids

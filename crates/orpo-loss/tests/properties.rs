@@ -361,6 +361,54 @@ fn chunked_equals_naive() {
     );
 }
 
+/// A soft-capped head (Gemma 2's `final_logit_softcapping`): the chunked loss, its gradients
+/// and the logit metrics equal the unchunked reference that caps the full `[2B, T, V]` logits;
+/// the cap bends these logits (std ≈ 1.7 against a cap of 1.5), so the loss differs from the
+/// uncapped one.
+#[test]
+fn softcapped_head_equals_naive() {
+    for (with_bias, chunk) in [(false, 5), (true, 512)] {
+        let b = batch(false, with_bias);
+        let config = OrpoLossConfig::new(0.1)
+            .with_chunk_size(chunk)
+            .with_logit_softcap(Some(1.5));
+        let m = compare_with_naive(&b, &config);
+        let (uncapped, ..) = run(&b, &config.clone().with_logit_softcap(None), false);
+        let (capped, ..) = run(&b, &config, false);
+        assert!(
+            (capped - uncapped).abs() > 1e-2,
+            "the cap changes nothing: {capped} vs {uncapped}"
+        );
+        // logits/chosen, logits/rejected: mean capped logit over positions 0..T-1 of each half.
+        let mut logits = b
+            .hidden
+            .clone()
+            .matmul(b.weight.clone().unsqueeze_dim::<3>(0));
+        if let Some(bias) = &b.bias {
+            logits = logits + bias.clone().unsqueeze_dims::<3>(&[0, 1]);
+        }
+        let logits = logits.div_scalar(1.5).tanh().mul_scalar(1.5);
+        let [rows, t, v] = logits.dims();
+        let half = |r: std::ops::Range<usize>| {
+            vec1(
+                logits
+                    .clone()
+                    .slice([r, 0..t - 1, 0..v])
+                    .mean()
+                    .reshape([1]),
+            )[0]
+        };
+        for (got, want, what) in [
+            (m.logits_chosen, half(0..rows / 2), "logits/chosen"),
+            (m.logits_rejected, half(rows / 2..rows), "logits/rejected"),
+        ] {
+            assert!((got - want).abs() <= 1e-6, "{what}: {got} vs {want}");
+        }
+    }
+    let bad = OrpoLossConfig::new(0.1).with_logit_softcap(Some(0.0));
+    assert!(bad.validate().unwrap_err().contains("logit_softcap"));
+}
+
 #[test]
 fn lambda_zero_is_sft() {
     let b = batch(false, false);
