@@ -26,6 +26,7 @@ pub mod optim;
 pub mod plot;
 pub mod precision;
 pub mod schedule;
+pub mod tensorboard;
 pub mod trainer;
 
 pub use config::{
