@@ -538,3 +538,41 @@ fn fused_rope_matches_the_tensor_ops() {
         }
     }
 }
+
+#[test]
+fn bf16_matmul_rounds_as_half_does() {
+    // flex multiplies bf16 in f32 and rounds the product back (vendor/burn-flex, the bf16
+    // matmul's conversions): an outer product `[m, 1] × [1, n]` of bf16 values is exact in f32,
+    // so every output must be half's `bf16::from_f32` of the f32 product, ties, infinities and
+    // NaN included, on a result large enough for the parallel conversion (≥ 64 Ki elements).
+    use burn::tensor::DType;
+    use half::bf16;
+    let (m, n) = (512, 160);
+    let mut lhs: Vec<f32> = values(m, 3).iter().map(|v| v * 1.37).collect();
+    let rhs: Vec<f32> = values(n, 4).iter().map(|v| v * 0.731 + 0.011).collect();
+    lhs[0] = f32::NAN;
+    lhs[1] = f32::INFINITY;
+    lhs[2] = 1.0e-39; // subnormal
+    lhs[3] = 1.0 + 1.0 / 128.0; // odd last mantissa bit: ties round up
+    let round = |v: &[f32]| -> Vec<f32> { v.iter().map(|x| bf16::from_f32(*x).to_f32()).collect() };
+    let (lhs, rhs) = (round(&lhs), round(&rhs));
+    let product = tensor(lhs.clone(), [m, 1])
+        .cast(DType::BF16)
+        .matmul(tensor(rhs.clone(), [1, n]).cast(DType::BF16));
+    assert_eq!(product.dtype(), DType::BF16);
+    let got: Vec<bf16> = product.into_data().try_to_vec::<bf16>().unwrap();
+    for i in 0..m {
+        for j in 0..n {
+            let want = bf16::from_f32(lhs[i] * rhs[j]);
+            let have = got[i * n + j];
+            assert!(
+                have.to_bits() == want.to_bits() || (have.is_nan() && want.is_nan()),
+                "({i}, {j}): {} × {} gave {have} ({:#06x}), half rounds to {want} ({:#06x})",
+                lhs[i],
+                rhs[j],
+                have.to_bits(),
+                want.to_bits()
+            );
+        }
+    }
+}

@@ -467,9 +467,9 @@ fn matmul_bf16(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     let lhs_shape = lhs.layout().shape();
     let rhs_shape = rhs.layout().shape();
 
-    // Convert bf16 -> f32
-    let lhs_f32: Vec<f32> = lhs.storage::<bf16>().iter().map(|x| x.to_f32()).collect();
-    let rhs_f32: Vec<f32> = rhs.storage::<bf16>().iter().map(|x| x.to_f32()).collect();
+    // Convert bf16 -> f32 (orpo-rs patch: vectorised and on rayon's pool, `widen_bf16`)
+    let lhs_f32: Vec<f32> = widen_bf16(lhs.storage::<bf16>());
+    let rhs_f32: Vec<f32> = widen_bf16(rhs.storage::<bf16>());
 
     // Create f32 tensors
     let lhs_f32_tensor = FlexTensor::new(
@@ -486,18 +486,73 @@ fn matmul_bf16(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
     // Compute matmul in f32
     let result_f32 = matmul_gemm::<f32>(lhs_f32_tensor, rhs_f32_tensor);
 
-    // Convert f32 -> bf16
-    let result_bf16: Vec<bf16> = result_f32
-        .storage::<f32>()
-        .iter()
-        .map(|x| bf16::from_f32(*x))
-        .collect();
+    // Convert f32 -> bf16 (orpo-rs patch: `narrow_to_bf16`, bit-identical to `bf16::from_f32`)
+    let result_bf16: Vec<bf16> = narrow_to_bf16(result_f32.storage::<f32>());
 
     FlexTensor::new(
         Bytes::from_elems(result_bf16),
         result_f32.layout().clone(),
         DType::BF16,
     )
+}
+
+// orpo-rs patch: the bf16 matmul's conversions. Upstream mapped `to_f32` / `from_f32` over the
+// operands on one thread, element by element (half's rounding is branchy and does not
+// vectorise); a bf16 training step spent more time there than in the f32 gemm itself.
+
+/// Elements per rayon task of a conversion (below it one thread converts everything).
+const CONVERT_CHUNK: usize = 1 << 16;
+
+/// `bf16 -> f32`, exact: the bf16 bits are the f32's upper half.
+fn widen_bf16(src: &[bf16]) -> Vec<f32> {
+    let mut out = vec![0.0f32; src.len()];
+    let convert = |(dst, src): (&mut [f32], &[bf16])| {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = f32::from_bits((s.to_bits() as u32) << 16);
+        }
+    };
+    #[cfg(feature = "rayon")]
+    if src.len() > CONVERT_CHUNK {
+        use rayon::prelude::*;
+        out.par_chunks_mut(CONVERT_CHUNK)
+            .zip(src.par_chunks(CONVERT_CHUNK))
+            .for_each(convert);
+        return out;
+    }
+    convert((&mut out, src));
+    out
+}
+
+/// `f32 -> bf16`, rounding to nearest even as `bf16::from_f32` does (NaN stays NaN, quieted),
+/// written branch-free so that it vectorises.
+fn narrow_to_bf16(src: &[f32]) -> Vec<bf16> {
+    let mut out = vec![bf16::ZERO; src.len()];
+    let convert = |(dst, src): (&mut [bf16], &[f32])| {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = bf16::from_bits(round_to_bf16_bits(s.to_bits()));
+        }
+    };
+    #[cfg(feature = "rayon")]
+    if src.len() > CONVERT_CHUNK {
+        use rayon::prelude::*;
+        out.par_chunks_mut(CONVERT_CHUNK)
+            .zip(src.par_chunks(CONVERT_CHUNK))
+            .for_each(convert);
+        return out;
+    }
+    convert((&mut out, src));
+    out
+}
+
+/// half's `bf16::from_f32` on the bits of an f32: truncate, then add one when the dropped half
+/// is above the midpoint or at it with an odd kept part; NaN keeps its sign and sets the quiet bit.
+#[inline(always)]
+fn round_to_bf16_bits(x: u32) -> u16 {
+    let kept = (x >> 16) as u16;
+    let round_up = (x & 0x8000 != 0) & (x & 0x1_7fff != 0);
+    let rounded = kept.wrapping_add(round_up as u16);
+    let is_nan = (x & 0x7fff_ffff) > 0x7f80_0000;
+    if is_nan { kept | 0x0040 } else { rounded }
 }
 
 // ============================================================================
