@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{DataError, Result, RowOrigin};
 use crate::format::{PreferenceExample, TextExample, bad, example_from_row};
 use crate::source::{ColumnFormat, PromptMode, ReadSpec, read_file, select_split};
-use crate::tokenize::{TokenizeConfig, TokenizeReport, TokenizedPair, tokenize_examples};
+use crate::tokenize::{TokenizeConfig, TokenizeReport, TokenizedPair};
 use crate::tokenizer::PreferenceTokenizer;
 
 /// How a dataset is read.
@@ -244,8 +244,19 @@ impl PreferenceDataset {
         tok: &PreferenceTokenizer,
         config: &TokenizeConfig,
     ) -> Result<(Vec<TokenizedPair>, TokenizeReport)> {
+        self.tokenize_with_progress(tok, config, &|_| {})
+    }
+
+    /// [`tokenize`](Self::tokenize), calling `on_rows(n)` as each `n` more rows are tokenized
+    /// (from the worker threads; a progress bar's hook).
+    pub fn tokenize_with_progress(
+        &self,
+        tok: &PreferenceTokenizer,
+        config: &TokenizeConfig,
+        on_rows: &(dyn Fn(usize) + Sync),
+    ) -> Result<(Vec<TokenizedPair>, TokenizeReport)> {
         config.validate()?;
         let texts = self.render(tok)?;
-        tokenize_examples(tok, &texts, config)
+        crate::tokenize::tokenize_examples_with_progress(tok, &texts, config, on_rows)
     }
 }

@@ -274,6 +274,17 @@ pub fn tokenize_examples(
     examples: &[std::result::Result<TextExample, &'static str>],
     cfg: &TokenizeConfig,
 ) -> Result<(Vec<TokenizedPair>, TokenizeReport)> {
+    tokenize_examples_with_progress(tok, examples, cfg, &|_| {})
+}
+
+/// [`tokenize_examples`], calling `on_rows(n)` as each `n` more examples are done (from the
+/// worker threads; a progress bar's hook).
+pub fn tokenize_examples_with_progress(
+    tok: &PreferenceTokenizer,
+    examples: &[std::result::Result<TextExample, &'static str>],
+    cfg: &TokenizeConfig,
+    on_rows: &(dyn Fn(usize) + Sync),
+) -> Result<(Vec<TokenizedPair>, TokenizeReport)> {
     cfg.validate()?;
     // A few contiguous blocks per thread, each with its own copy of the tokenizer: the BPE
     // model's word cache sits behind one lock, which two threads sharing a tokenizer contend for
@@ -287,9 +298,13 @@ pub fn tokenize_examples(
         .enumerate()
         .flat_map_iter(|(b, rows)| {
             let tok = tok.clone();
-            rows.iter().enumerate().map(move |(j, ex)| match ex {
-                Ok(ex) => tokenize_example(&tok, ex, cfg, b * block + j).map(Some),
-                Err(_) => Ok(None),
+            rows.iter().enumerate().map(move |(j, ex)| {
+                let outcome = match ex {
+                    Ok(ex) => tokenize_example(&tok, ex, cfg, b * block + j).map(Some),
+                    Err(_) => Ok(None),
+                };
+                on_rows(1);
+                outcome
             })
         })
         .collect();

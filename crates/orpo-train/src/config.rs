@@ -313,6 +313,20 @@ pub struct OrpoConfig {
     /// dashboard; `orpo_train::learner`, docs/architecture.md).
     pub learner: LearnerKind,
 
+    // ---- reporting
+    /// Where the logged metrics also go, besides `metrics.jsonl`, `metrics.csv` and `plots/`:
+    /// `none` (default), `tensorboard` (event files in `logging_dir`, `orpo_train::tensorboard`),
+    /// `all` (every integration available here: tensorboard) or a list of them. Other trackers
+    /// (`wandb`, `mlflow`, ...) are not available here and are named in a warning.
+    pub report_to: ReportTo,
+    /// The TensorBoard log directory; unset: `$TENSORBOARD_LOGGING_DIR`, else
+    /// `<output_dir>/runs/<Mon DD_HH-MM-SS>_<host>`, a new one per run (transformers' default).
+    pub logging_dir: Option<String>,
+    /// After every evaluation, append greedy completions of the first
+    /// `per_device_eval_batch_size` evaluation prompts to `<output_dir>/samples.jsonl`
+    /// (`orpo_train::samples`; TRL logs the same table to Weights & Biases).
+    pub generate_during_eval: bool,
+
     // ---- what reading the YAML found (not keys)
     /// Step keys given as fractions of the run, resolved by [`OrpoConfig::resolve_for_run`].
     #[serde(skip)]
@@ -359,6 +373,47 @@ impl LoraTargetModules {
             Self::One(name) => vec![name.clone()],
             Self::List(names) => names.clone(),
         }
+    }
+}
+
+/// `report_to`: one integration name (`none`, `all`, `tensorboard`, ...) or a list of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReportTo {
+    /// One name.
+    One(String),
+    /// Several names.
+    List(Vec<String>),
+}
+
+impl Default for ReportTo {
+    fn default() -> Self {
+        Self::One("none".into())
+    }
+}
+
+impl ReportTo {
+    /// The names as given.
+    pub fn names(&self) -> Vec<String> {
+        match self {
+            Self::One(name) => vec![name.clone()],
+            Self::List(names) => names.clone(),
+        }
+    }
+
+    /// Whether TensorBoard event files are written (`tensorboard` or `all`).
+    pub fn tensorboard(&self) -> bool {
+        self.names()
+            .iter()
+            .any(|n| n == "tensorboard" || n == "all")
+    }
+
+    /// The trackers named that are not available here (all but `none`, `all`, `tensorboard`).
+    pub fn unavailable(&self) -> Vec<String> {
+        self.names()
+            .into_iter()
+            .filter(|n| !matches!(n.as_str(), "none" | "all" | "tensorboard"))
+            .collect()
     }
 }
 
@@ -449,6 +504,9 @@ impl Default for OrpoConfig {
             use_rslora: false,
             lora_export: LoraExport::Adapter,
             learner: LearnerKind::Orpo,
+            report_to: ReportTo::default(),
+            logging_dir: None,
+            generate_during_eval: false,
             step_ratios: StepRatios::default(),
             provenance: Provenance::default(),
         }
@@ -514,6 +572,14 @@ impl OrpoConfig {
         config.step_ratios = normalized.ratios;
         config.provenance.ignored_keys = normalized.ignored;
         config.provenance.max_prompt_length_set = normalized.max_prompt_length_set;
+        let unavailable = config.report_to.unavailable();
+        if !unavailable.is_empty() {
+            config.provenance.derived.push(format!(
+                "report_to: {} not available here (only tensorboard is); metrics go to \
+                 metrics.jsonl, metrics.csv and plots/",
+                unavailable.join(", ")
+            ));
+        }
         if !config.provenance.max_prompt_length_set {
             // TRL 1.x has no `max_prompt_length`; TRL 0.2x's default (512) would refuse any
             // `max_length` of 512 or less, so the prompt gets at most half of `max_length`.
@@ -1092,7 +1158,9 @@ mod tests {
         assert_eq!(c.model_revision.as_deref(), Some("0123abcd"));
         assert_eq!(c.resume_from_checkpoint, Some(ResumeFrom::Latest(true)));
         assert!(c.bf16 && !c.fp16);
-        assert_eq!(c.provenance.ignored_keys, ["report_to"]);
+        // report_to acts (tensorboard); `none` writes no event file and warns of nothing.
+        assert!(c.provenance.ignored_keys.is_empty(), "{:?}", c.provenance);
+        assert!(!c.report_to.tensorboard() && c.warnings().is_empty());
         let c = OrpoConfig::from_yaml_str(
             "revision: v1\nresume_from_checkpoint: runs/x/checkpoint-20\n",
             "c.yaml",
@@ -1154,14 +1222,14 @@ mod tests {
     #[test]
     fn ignored_keys_are_named_once_in_one_warning() {
         let c = OrpoConfig::from_yaml_str(
-            "report_to: wandb\nrun_name: x\ndataloader_num_workers: 4\n",
+            "logging_first_step: true\nrun_name: x\ndataloader_num_workers: 4\n",
             "c.yaml",
         )
         .unwrap();
         let warnings = c.warnings();
         assert_eq!(warnings.len(), 1);
         assert!(
-            warnings[0].ends_with("report_to, run_name, dataloader_num_workers"),
+            warnings[0].ends_with("logging_first_step, run_name, dataloader_num_workers"),
             "{warnings:?}"
         );
         // An override keeps them, without naming them twice.
@@ -1170,8 +1238,44 @@ mod tests {
             .unwrap();
         assert_eq!(
             c.provenance.ignored_keys,
-            ["report_to", "run_name", "dataloader_num_workers"]
+            ["logging_first_step", "run_name", "dataloader_num_workers"]
         );
+    }
+
+    #[test]
+    fn report_to_writes_tensorboard_and_names_other_trackers() {
+        for yaml in [
+            "report_to: tensorboard\n",
+            "report_to: all\n",
+            "report_to: [wandb, tensorboard]\n",
+        ] {
+            let c = OrpoConfig::from_yaml_str(yaml, "c.yaml").unwrap();
+            assert!(c.report_to.tensorboard(), "{yaml}");
+        }
+        for yaml in [
+            "report_to: none\n",
+            "report_to: [none]\n",
+            "report_to: null\n",
+            "",
+        ] {
+            let c = OrpoConfig::from_yaml_str(yaml, "c.yaml").unwrap();
+            assert!(!c.report_to.tensorboard(), "{yaml}");
+            assert!(c.warnings().is_empty(), "{yaml}: {:?}", c.warnings());
+        }
+        let c = OrpoConfig::from_yaml_str("report_to: [wandb, mlflow]\n", "c.yaml").unwrap();
+        assert!(!c.report_to.tensorboard());
+        let warnings = c.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("report_to: wandb, mlflow not available"));
+        let err = OrpoConfig::from_yaml_str("report_to: 3\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("report_to"), "{err}");
+        let c =
+            OrpoConfig::from_yaml_str("logging_dir: tb/x\ngenerate_during_eval: true\n", "c.yaml")
+                .unwrap();
+        assert_eq!(c.logging_dir.as_deref(), Some("tb/x"));
+        assert!(c.generate_during_eval && c.provenance.ignored_keys.is_empty());
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod precision;
+pub mod progress;
+pub mod samples;
 pub mod schedule;
 pub mod tensorboard;
 pub mod trainer;

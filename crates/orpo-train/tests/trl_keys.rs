@@ -79,15 +79,16 @@ fn a_whole_trl_config_parses_and_names_the_ignored_keys_once() {
         let config = OrpoConfig::from_yaml_str(&yaml, "c.yaml").unwrap();
         let warnings = config.warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        for key in [
-            "report_to",
-            "deepspeed",
-            "dataloader_num_workers",
-            "push_to_hub",
-        ] {
+        for key in ["deepspeed", "dataloader_num_workers", "push_to_hub"] {
             assert!(warnings[0].contains(key), "{key}: {}", warnings[0]);
         }
-        for key in ["learning_rate", "optim", "eval_strategy", "dataset_name"] {
+        for key in [
+            "learning_rate",
+            "optim",
+            "eval_strategy",
+            "dataset_name",
+            "report_to",
+        ] {
             assert!(
                 !config.provenance.ignored_keys.iter().any(|k| k == key),
                 "{key} acts"
@@ -197,13 +198,14 @@ fn the_smol_course_recipe_reads_unchanged() {
     assert_eq!(
         config.provenance.ignored_keys,
         [
-            "report_to",
             "push_to_hub",
             "hub_model_id",
             "dataloader_num_workers",
             "remove_unused_columns"
         ]
     );
+    // `report_to: none` acts: no TensorBoard file.
+    assert!(!config.report_to.tensorboard());
     // 1 epoch of 1000 steps: evaluate every 200, save every 500.
     config.resolve_for_run(1000);
     assert_eq!((config.eval_steps, config.save_steps), (Some(200), 500));

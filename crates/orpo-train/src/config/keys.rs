@@ -282,6 +282,18 @@ pub static KEYS: &[KeyDoc] = &[
         "lora_export",
         "what final/ of a LoRA run holds: `adapter`, `merged` or `both`",
     ),
+    acts(
+        "report_to",
+        "where metrics also go: `none`, `tensorboard` (event files in logging_dir), `all` (= tensorboard here) or a list; other trackers are named in a warning",
+    ),
+    acts(
+        "logging_dir",
+        "TensorBoard's directory; unset: $TENSORBOARD_LOGGING_DIR, else output_dir/runs/<Mon DD_HH-MM-SS>_<host> (new per run)",
+    ),
+    acts(
+        "generate_during_eval",
+        "after each evaluation, greedy completions of the first per_device_eval_batch_size eval prompts go to output_dir/samples.jsonl",
+    ),
     alias("revision", "model_revision"),
     no_effect(
         "accelerator_config",
@@ -514,11 +526,6 @@ pub static KEYS: &[KeyDoc] = &[
         "PyTorch deterministic algorithms; runs here are deterministic already",
     ),
     no_effect(
-        "generate_during_eval",
-        "false",
-        "sample completions during evaluation (W&B table in TRL)",
-    ),
-    no_effect(
         "gradient_checkpointing_kwargs",
         "null",
         "a PyTorch speed or memory option",
@@ -665,11 +672,6 @@ pub static KEYS: &[KeyDoc] = &[
         "true",
         "distributed launch (torch.distributed, DeepSpeed, FSDP, TPU); use --devices here",
     ),
-    no_effect(
-        "logging_dir",
-        "null",
-        "experiment tracker; metrics go to metrics.jsonl, metrics.csv and plots/",
-    ),
     no_effect("logging_first_step", "false", "Trainer logging option"),
     no_effect("logging_nan_inf_filter", "true", "Trainer logging option"),
     no_effect("logging_strategy", "steps", "Trainer logging option"),
@@ -780,11 +782,6 @@ pub static KEYS: &[KeyDoc] = &[
         "remove_unused_columns",
         "true",
         "PyTorch DataLoader; batches are built in-process here",
-    ),
-    no_effect(
-        "report_to",
-        "none",
-        "experiment tracker; metrics go to metrics.jsonl, metrics.csv and plots/",
     ),
     no_effect(
         "restore_callback_states_from_checkpoint",

@@ -290,7 +290,7 @@ impl MetricsJsonlLogger {
             .append(&entry)
             .and_then(|()| self.writer.write_csv(&self.history))
         {
-            eprintln!("error: writing metrics.jsonl: {e}");
+            tracing::error!("writing metrics.jsonl: {e}");
         }
         self.history.push(entry);
     }
@@ -332,7 +332,7 @@ impl MetricLogger for MetricsJsonlLogger {
                     if self.progress {
                         let get = |k: &str| entry.values.get(k).copied().unwrap_or(f64::NAN);
                         let per_step = self.started.elapsed().as_secs_f64() / step as f64;
-                        eprintln!(
+                        tracing::info!(
                             "step {step}/{} | epoch {:.2} | loss {:.4} | nll {:.4} | acc {:.3} | lr {:.2e} | {per_step:.2} s/step",
                             self.total_steps,
                             entry.epoch,
@@ -380,7 +380,7 @@ impl MetricLogger for MetricsJsonlLogger {
             .collect();
         if self.progress {
             let get = |k: &str| values.get(k).copied().unwrap_or(f64::NAN);
-            eprintln!(
+            tracing::info!(
                 "eval @ step {} | eval_loss {:.4} | eval_rewards/accuracies {:.3} | eval_logps chosen {:.3} rejected {:.3}",
                 self.step,
                 get("eval_loss"),

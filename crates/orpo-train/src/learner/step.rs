@@ -191,9 +191,7 @@ impl<M: CausalLm> OrpoLearnerModel<M> {
             ("loss", loss)
         };
         if self.settings.skip_nonfinite_steps {
-            eprintln!(
-                "warning: non-finite {what} ({value}); update skipped (skip_nonfinite_steps)"
-            );
+            tracing::warn!("non-finite {what} ({value}); update skipped (skip_nonfinite_steps)");
             self.settings.skipped.fetch_add(1, Ordering::Relaxed);
             return self;
         }
