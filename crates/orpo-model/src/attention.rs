@@ -1,13 +1,14 @@
 //! Grouped-query causal self-attention with an optional key/value cache.
 
 use burn::module::Module;
-use burn::nn::Linear;
+use burn::nn::{Linear, RmsNorm};
 use burn::tensor::Tensor;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
+use crate::fused::rms_norm_offset;
 use crate::lora;
-use crate::rope::{RopeTables, apply_rope};
+use crate::rope::{RopeTables, apply_partial_rope};
 
 /// Cached keys and values of one layer, each `[B, kv_heads, S_past, head_dim]` (after RoPE).
 #[derive(Debug, Clone, Default)]
@@ -50,6 +51,22 @@ pub struct Attention {
     /// Dropout on the input of LoRA adapters while training (0 without adapters).
     #[module(skip)]
     pub lora_dropout: f64,
+    /// Per-head RMSNorm `[head_dim]` of the queries before RoPE (Gemma 3's `q_norm`).
+    pub q_norm: Option<RmsNorm>,
+    /// Per-head RMSNorm `[head_dim]` of the keys before RoPE (Gemma 3's `k_norm`).
+    pub k_norm: Option<RmsNorm>,
+    /// Added to the q/k norm weights (Gemma: 1, `x̂ · (1 + w)`).
+    #[module(skip)]
+    pub norm_weight_offset: f64,
+    /// The score scale when not `head_dim^-½` (Gemma: `query_pre_attn_scalar^-½`).
+    #[module(skip)]
+    pub query_scale: Option<f64>,
+    /// `cap · tanh(s / cap)` on the scaled scores before the mask (Gemma 2).
+    #[module(skip)]
+    pub softcap: Option<f64>,
+    /// Whether queries and keys are rotated (false on SmolLM3's NoPE layers).
+    #[module(skip)]
+    pub use_rope: bool,
 }
 
 impl Attention {
@@ -69,20 +86,33 @@ impl Attention {
     ) -> Tensor<2> {
         let seq = rows.dims()[0] / batch;
         let p = self.lora_dropout;
-        let project_heads = |linear: &Linear, heads: usize| {
-            lora::forward(linear, rows.clone(), p)
-                .reshape([batch, seq, heads, self.head_dim])
-                .swap_dims(1, 2)
+        let project_heads = |linear: &Linear, heads: usize, norm: Option<&RmsNorm>| {
+            let x =
+                lora::forward(linear, rows.clone(), p).reshape([batch, seq, heads, self.head_dim]);
+            let x = match norm {
+                Some(norm) => rms_norm_offset(norm, x, self.norm_weight_offset),
+                None => x,
+            };
+            x.swap_dims(1, 2)
         };
-        let q = project_heads(&self.q_proj, self.num_heads);
-        let k = project_heads(&self.k_proj, self.num_kv_heads);
-        let v = project_heads(&self.v_proj, self.num_kv_heads);
+        let q = project_heads(&self.q_proj, self.num_heads, self.q_norm.as_ref());
+        let k = project_heads(&self.k_proj, self.num_kv_heads, self.k_norm.as_ref());
+        let v = project_heads(&self.v_proj, self.num_kv_heads, None);
         // The 1/√d scale goes on q `[B, heads, T, d]` rather than on the scores
         // `[B, heads, T, S]`: the same product (exactly so for a power-of-two d), one full pass
         // over the largest activation fewer, forward and backward.
-        let scale = (self.head_dim as f64).powf(-0.5);
-        let q = apply_rope(q, rope, scale);
-        let mut k = apply_rope(k, rope, 1.0);
+        let scale = self
+            .query_scale
+            .unwrap_or_else(|| (self.head_dim as f64).powf(-0.5));
+        let (q, mut k) = if self.use_rope {
+            (
+                apply_partial_rope(q, rope, scale),
+                apply_partial_rope(k, rope, 1.0),
+            )
+        } else {
+            // A NoPE layer (SmolLM3): positions reach it only through the causal mask.
+            (q.mul_scalar(scale), k)
+        };
         let mut v = v;
         if let Some(cache) = cache {
             if let (Some(past_k), Some(past_v)) = (cache.keys.take(), cache.values.take()) {
@@ -106,7 +136,7 @@ impl Attention {
         // flex skip those scores, about half of the attention's work, forward and backward.
         let options = AttentionModuleOptions {
             scale: Some(1.0),
-            softcap: None,
+            softcap: self.softcap,
             is_causal: true,
         };
         let out = attention(q, k, v, None, Some(mask_bias), options); // [B, heads, T, head_dim]

@@ -11,9 +11,11 @@ use serde_json::{Map, Value};
 use crate::error::{ModelError, Result};
 
 /// The architectures this crate implements, as `model_type` spells them.
-pub const SUPPORTED_MODEL_TYPES: &str = "llama, mistral, qwen2";
+/// (`crate::family::FAMILIES` in order; a unit test keeps the two equal.)
+pub const SUPPORTED_MODEL_TYPES: &str =
+    "llama, mistral, qwen2, qwen3, smollm3, gemma2, gemma3_text, phi3";
 const SUPPORTED_ACTIVATIONS: &str = "silu";
-const SUPPORTED_ROPE_TYPES: &str = "default, llama3";
+const SUPPORTED_ROPE_TYPES: &str = "default, llama3, linear, longrope";
 
 /// Frequency scaling of the rotary embedding (`rope_scaling` in `config.json`).
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +33,98 @@ pub enum RopeScaling {
         /// The context length the model was pre-trained with.
         original_max_position_embeddings: usize,
     },
+    /// Position interpolation: every frequency divided by `factor` (Gemma 3's global layers).
+    Linear {
+        /// The divisor.
+        factor: f64,
+    },
+    /// Phi-3 / Phi-4-mini's LongRoPE: `inv_freq[i] = 1 / (ext[i] · θ^(2i/d))` with `ext` the
+    /// short factors while the sequence (cache included) is at most
+    /// `original_max_position_embeddings` long and the long factors beyond, and cos/sin scaled
+    /// by `attention_factor` (transformers' `_compute_longrope_parameters` and
+    /// `longrope_frequency_update`).
+    LongRope {
+        /// Per-frequency divisors for short sequences (`rotary_dim / 2` of them).
+        short_factor: Vec<f64>,
+        /// Per-frequency divisors beyond the original context.
+        long_factor: Vec<f64>,
+        /// The context length the model was pre-trained with.
+        original_max_position_embeddings: usize,
+        /// Multiplies cos and sin: given, or `sqrt(1 + ln f / ln original)` with
+        /// `f = max_position_embeddings / original` (1 when `f ≤ 1`).
+        attention_factor: f64,
+    },
+}
+
+/// The MLP's gate activation (`hidden_act` / `hidden_activation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Activation {
+    /// `silu(gate) · up` (SwiGLU: Llama, Mistral, Qwen, Phi-3).
+    #[default]
+    Silu,
+    /// `gelu_tanh(gate) · up` (GeGLU with the tanh approximation: Gemma's `gelu_pytorch_tanh`).
+    GeluTanh,
+}
+
+/// What a family changes in the common decoder, as data. [`Quirks::default`] is the Llama
+/// decoder; each family's parser (`crate::family`) sets what differs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quirks {
+    /// The MLP's activation.
+    pub activation: Activation,
+    /// Added to every RMSNorm weight: 1 for Gemma (`x̂ · (1 + w)`, weights stored around 0), 0
+    /// otherwise.
+    pub norm_weight_offset: f64,
+    /// Multiplies the embeddings (Gemma: `√hidden_size`, in the weights' dtype).
+    pub embedding_scale: Option<f64>,
+    /// Gemma's sandwich norms: the attention and MLP outputs are normed before the residual
+    /// add (`post_attention_layernorm`, `post_feedforward_layernorm`; the MLP's input norm is
+    /// then `pre_feedforward_layernorm`).
+    pub sandwich_norms: bool,
+    /// Per-head RMSNorm of queries and keys before RoPE (`q_norm`, `k_norm`: Gemma 3, Qwen3).
+    pub qk_norm: bool,
+    /// `cap · tanh(s / cap)` on the attention scores (Gemma 2's `attn_logit_softcapping`).
+    pub attn_logit_softcap: Option<f64>,
+    /// `cap · tanh(z / cap)` on the output logits (Gemma 2's `final_logit_softcapping`).
+    pub final_logit_softcap: Option<f64>,
+    /// The attention's score scale when not `head_dim^-½` (Gemma: `query_pre_attn_scalar^-½`).
+    pub query_scale: Option<f64>,
+    /// Per layer: `Some(w)` when the layer attends to the last `w` positions only (a query at
+    /// `i` sees keys `j` with `i − w < j ≤ i`, transformers' sliding window); empty: every
+    /// layer is global.
+    pub layer_windows: Vec<Option<usize>>,
+    /// Per layer: whether the layer rotates queries and keys (SmolLM3's `no_rope_layers`, 1 =
+    /// RoPE, 0 = none: NoPE layers attend by content alone); empty: every layer rotates.
+    pub rope_layers: Vec<bool>,
+    /// Gemma 3: the RoPE of the sliding-window layers (base, scaling); the global layers use
+    /// `rope_theta` / `rope_scaling`.
+    pub local_rope: Option<(f64, RopeScaling)>,
+    /// The share of each head's width that RoPE rotates (Phi-4-mini: 0.75): the first
+    /// `head_dim · factor` dimensions, the rest pass through.
+    pub partial_rotary_factor: f64,
+    /// Phi-3: q, k, v stored as one `qkv_proj` and gate, up as one `gate_up_proj` (split on load,
+    /// joined on save).
+    pub fused_projections: bool,
+}
+
+impl Default for Quirks {
+    fn default() -> Self {
+        Self {
+            activation: Activation::Silu,
+            norm_weight_offset: 0.0,
+            embedding_scale: None,
+            sandwich_norms: false,
+            qk_norm: false,
+            attn_logit_softcap: None,
+            final_logit_softcap: None,
+            query_scale: None,
+            layer_windows: Vec::new(),
+            rope_layers: Vec::new(),
+            local_rope: None,
+            partial_rotary_factor: 1.0,
+            fused_projections: false,
+        }
+    }
 }
 
 /// A Llama-family decoder's hyper-parameters.
@@ -76,6 +170,8 @@ pub struct LlamaConfig {
     pub eos_token_ids: Vec<u32>,
     /// Padding token id, when the config has one.
     pub pad_token_id: Option<u32>,
+    /// What the family changes in the decoder ([`Quirks`]).
+    pub quirks: Quirks,
     /// The JSON this config was read from, written back on save.
     pub raw: Map<String, Value>,
 }
@@ -110,7 +206,10 @@ impl LlamaConfig {
     pub fn from_map(raw: Map<String, Value>, path: &Path) -> Result<Self> {
         let keys = Keys { raw: &raw, path };
         let model_type = keys.string("model_type")?;
-        if !["llama", "mistral", "qwen2"].contains(&model_type.as_str()) {
+        if crate::family::is_family(&model_type) {
+            return crate::family::from_map(raw, path);
+        }
+        if crate::family::lookup(&model_type).is_none() {
             return Err(ModelError::Unsupported {
                 path: path.to_path_buf(),
                 what: "model_type",
@@ -164,6 +263,7 @@ impl LlamaConfig {
         };
         let rope_scaling = parse_rope_scaling(scaling_source, path)?;
         let is_qwen2 = model_type == "qwen2";
+        let model_type_for_windows = model_type.clone();
         let attention_bias = keys.opt_bool("attention_bias")?.unwrap_or(false);
         let tie_default = false;
         Ok(Self {
@@ -191,6 +291,10 @@ impl LlamaConfig {
             head_dim,
             rope_theta,
             rope_scaling,
+            quirks: Quirks {
+                layer_windows: mistral_windows(&keys, &model_type_for_windows)?,
+                ..Quirks::default()
+            },
             raw,
         })
     }
@@ -215,6 +319,9 @@ impl LlamaConfig {
             self.max_position_embeddings.into(),
         );
         set("tie_word_embeddings", self.tie_word_embeddings.into());
+        if crate::family::is_family(&self.model_type) {
+            return crate::family::to_json(self, map);
+        }
         set("hidden_act", "silu".into());
         if !map.contains_key("rope_parameters") {
             map.insert("rope_theta".into(), self.rope_theta.into());
@@ -235,54 +342,114 @@ impl LlamaConfig {
         self.num_attention_heads / self.num_key_value_heads
     }
 
-    /// The rotary inverse frequencies `[head_dim / 2]`, in f32 as transformers computes them.
+    /// Width of the rotated part of each head: `head_dim · partial_rotary_factor` (transformers'
+    /// `int(...)`), all of it unless the family rotates part of it.
+    pub fn rotary_dim(&self) -> usize {
+        (self.head_dim as f64 * self.quirks.partial_rotary_factor) as usize
+    }
+
+    /// The rotary inverse frequencies `[rotary_dim / 2]` of the global layers, in f32 as
+    /// transformers computes them (LongRoPE: the short factors; [`Self::rope_long_inv_freq`]).
     pub fn rope_inv_freq(&self) -> Vec<f32> {
-        let dim = self.head_dim;
-        let base = self.rope_theta as f32;
-        let plain: Vec<f32> = (0..dim)
-            .step_by(2)
-            .map(|i| 1.0 / base.powf(i as f32 / dim as f32))
-            .collect();
-        match &self.rope_scaling {
-            RopeScaling::None => plain,
-            RopeScaling::Llama3 {
-                factor,
-                low_freq_factor,
-                high_freq_factor,
-                original_max_position_embeddings,
-            } => {
-                let (factor, low, high) = (
-                    *factor as f32,
-                    *low_freq_factor as f32,
-                    *high_freq_factor as f32,
-                );
-                let old_len = *original_max_position_embeddings as f32;
-                let low_freq_wavelen = old_len / low;
-                let high_freq_wavelen = old_len / high;
-                plain
-                    .into_iter()
-                    .map(|f| {
-                        let wavelen = 2.0 * std::f32::consts::PI / f;
-                        let scaled = if wavelen > low_freq_wavelen {
-                            f / factor
-                        } else {
-                            f
-                        };
-                        let is_medium = (high_freq_wavelen..=low_freq_wavelen).contains(&wavelen);
-                        if is_medium {
-                            let smooth = (old_len / wavelen - low) / (high - low);
-                            (1.0 - smooth) * scaled / factor + smooth * scaled
-                        } else {
-                            scaled
-                        }
-                    })
-                    .collect()
-            }
+        rope_inv_freq(
+            self.rope_theta,
+            &self.rope_scaling,
+            self.rotary_dim(),
+            false,
+        )
+    }
+
+    /// LongRoPE's long-factor frequencies, used while the sequence exceeds the original context.
+    pub fn rope_long_inv_freq(&self) -> Option<Vec<f32>> {
+        matches!(self.rope_scaling, RopeScaling::LongRope { .. })
+            .then(|| rope_inv_freq(self.rope_theta, &self.rope_scaling, self.rotary_dim(), true))
+    }
+
+    /// Gemma 3's frequencies for the sliding-window layers.
+    pub fn rope_local_inv_freq(&self) -> Option<Vec<f32>> {
+        let (theta, scaling) = self.quirks.local_rope.as_ref()?;
+        Some(rope_inv_freq(*theta, scaling, self.rotary_dim(), false))
+    }
+}
+
+/// Mistral's `sliding_window` on every layer (transformers' `MistralModel` takes the
+/// sliding-window mask for all layers when the key is set; null or absent: global attention).
+/// Other model types read here attend globally.
+fn mistral_windows(keys: &Keys, model_type: &str) -> Result<Vec<Option<usize>>> {
+    if model_type != "mistral" {
+        return Ok(Vec::new());
+    }
+    let layers = keys.usize("num_hidden_layers")?;
+    Ok(match keys.opt_usize("sliding_window")? {
+        Some(0) => return Err(keys.invalid("sliding_window", "must be positive or null")),
+        Some(window) => vec![Some(window); layers],
+        None => Vec::new(),
+    })
+}
+
+/// `[dim / 2]` inverse frequencies for base `theta` under `scaling`, in f32 as transformers
+/// computes them; `long` picks LongRoPE's long factors.
+pub fn rope_inv_freq(theta: f64, scaling: &RopeScaling, dim: usize, long: bool) -> Vec<f32> {
+    let base = theta as f32;
+    let plain: Vec<f32> = (0..dim)
+        .step_by(2)
+        .map(|i| 1.0 / base.powf(i as f32 / dim as f32))
+        .collect();
+    match scaling {
+        RopeScaling::None => plain,
+        RopeScaling::Linear { factor } => plain.into_iter().map(|f| f / *factor as f32).collect(),
+        RopeScaling::LongRope {
+            short_factor,
+            long_factor,
+            ..
+        } => {
+            let ext = if long { long_factor } else { short_factor };
+            (0..dim)
+                .step_by(2)
+                .zip(ext)
+                .map(|(i, e)| 1.0 / (*e as f32 * base.powf(i as f32 / dim as f32)))
+                .collect()
+        }
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings,
+        } => {
+            let (factor, low, high) = (
+                *factor as f32,
+                *low_freq_factor as f32,
+                *high_freq_factor as f32,
+            );
+            let old_len = *original_max_position_embeddings as f32;
+            let low_freq_wavelen = old_len / low;
+            let high_freq_wavelen = old_len / high;
+            plain
+                .into_iter()
+                .map(|f| {
+                    let wavelen = 2.0 * std::f32::consts::PI / f;
+                    let scaled = if wavelen > low_freq_wavelen {
+                        f / factor
+                    } else {
+                        f
+                    };
+                    let is_medium = (high_freq_wavelen..=low_freq_wavelen).contains(&wavelen);
+                    if is_medium {
+                        let smooth = (old_len / wavelen - low) / (high - low);
+                        (1.0 - smooth) * scaled / factor + smooth * scaled
+                    } else {
+                        scaled
+                    }
+                })
+                .collect()
         }
     }
 }
 
-fn parse_rope_scaling(map: Option<&Map<String, Value>>, path: &Path) -> Result<RopeScaling> {
+pub(crate) fn parse_rope_scaling(
+    map: Option<&Map<String, Value>>,
+    path: &Path,
+) -> Result<RopeScaling> {
     let Some(map) = map else {
         return Ok(RopeScaling::None);
     };
@@ -301,6 +468,9 @@ fn parse_rope_scaling(map: Option<&Map<String, Value>>, path: &Path) -> Result<R
     };
     match rope_type {
         "default" => Ok(RopeScaling::None),
+        "linear" => Ok(RopeScaling::Linear {
+            factor: number("factor")?,
+        }),
         "llama3" => Ok(RopeScaling::Llama3 {
             factor: number("factor")?,
             low_freq_factor: number("low_freq_factor")?,
@@ -317,37 +487,37 @@ fn parse_rope_scaling(map: Option<&Map<String, Value>>, path: &Path) -> Result<R
 }
 
 /// Typed access to the keys of a `config.json`, with errors that name the key.
-struct Keys<'a> {
-    raw: &'a Map<String, Value>,
-    path: &'a Path,
+pub(crate) struct Keys<'a> {
+    pub(crate) raw: &'a Map<String, Value>,
+    pub(crate) path: &'a Path,
 }
 
 impl Keys<'_> {
-    fn invalid(&self, key: &str, message: &str) -> ModelError {
+    pub(crate) fn invalid(&self, key: &str, message: &str) -> ModelError {
         ModelError::Config {
             path: PathBuf::from(self.path),
             message: format!("key `{key}`: {message}"),
         }
     }
-    fn present(&self, key: &str) -> Option<&Value> {
+    pub(crate) fn present(&self, key: &str) -> Option<&Value> {
         self.raw.get(key).filter(|v| !v.is_null())
     }
-    fn string(&self, key: &str) -> Result<String> {
+    pub(crate) fn string(&self, key: &str) -> Result<String> {
         self.opt_string(key)?
             .ok_or_else(|| self.invalid(key, "missing"))
     }
-    fn opt_string(&self, key: &str) -> Result<Option<String>> {
+    pub(crate) fn opt_string(&self, key: &str) -> Result<Option<String>> {
         match self.present(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(self.invalid(key, "expected a string")),
         }
     }
-    fn usize(&self, key: &str) -> Result<usize> {
+    pub(crate) fn usize(&self, key: &str) -> Result<usize> {
         self.opt_usize(key)?
             .ok_or_else(|| self.invalid(key, "missing"))
     }
-    fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
+    pub(crate) fn opt_usize(&self, key: &str) -> Result<Option<usize>> {
         match self.present(key) {
             None => Ok(None),
             Some(v) => v
@@ -356,7 +526,7 @@ impl Keys<'_> {
                 .ok_or_else(|| self.invalid(key, "expected a non-negative integer")),
         }
     }
-    fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
+    pub(crate) fn opt_f64(&self, key: &str) -> Result<Option<f64>> {
         match self.present(key) {
             None => Ok(None),
             Some(v) => v
@@ -365,7 +535,7 @@ impl Keys<'_> {
                 .ok_or_else(|| self.invalid(key, "expected a number")),
         }
     }
-    fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
+    pub(crate) fn opt_bool(&self, key: &str) -> Result<Option<bool>> {
         match self.present(key) {
             None => Ok(None),
             Some(v) => v
@@ -375,7 +545,7 @@ impl Keys<'_> {
         }
     }
     /// A token id or a list of them.
-    fn opt_token(&self, key: &str) -> Result<Option<Vec<u32>>> {
+    pub(crate) fn opt_token(&self, key: &str) -> Result<Option<Vec<u32>>> {
         match self.present(key) {
             None => Ok(None),
             Some(Value::Array(items)) => items

@@ -56,6 +56,38 @@ pub fn rms_norm<const D: usize>(norm: &RmsNorm, x: Tensor<D>) -> Tensor<D> {
     norm.forward(x)
 }
 
+/// [`rms_norm`] with the weight `γ + offset` (Gemma's `x̂ · (1 + w)`: `offset` 1); `offset` 0 is
+/// [`rms_norm`]. The sum is a tracked op, so `γ` gets the gradient.
+pub fn rms_norm_offset<const D: usize>(norm: &RmsNorm, x: Tensor<D>, offset: f64) -> Tensor<D> {
+    if offset == 0.0 {
+        return rms_norm(norm, x);
+    }
+    let gamma = norm.gamma.val().add_scalar(offset);
+    #[cfg(feature = "flex")]
+    {
+        let width_matches = x.dims()[D - 1] == gamma.dims()[0];
+        if fusable(&[&x]) && gamma.dtype() == DType::F32 && width_matches {
+            return flex::rms_norm(x, gamma, norm.epsilon);
+        }
+    }
+    // transformers' Gemma norm: x / √(mean(x²) + ε) · (1 + w), in the input's dtype here.
+    let rms = x
+        .clone()
+        .square()
+        .mean_dim(D - 1)
+        .add_scalar(norm.epsilon)
+        .sqrt();
+    (x / rms) * gamma.unsqueeze::<D>()
+}
+
+/// `gelu_tanh(gate) ⊙ up` (GeGLU with transformers' `gelu_pytorch_tanh`:
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`), as tensor ops.
+pub fn geglu_tanh<const D: usize>(gate: Tensor<D>, up: Tensor<D>) -> Tensor<D> {
+    let inner = (gate.clone() + gate.clone().powi_scalar(3).mul_scalar(0.044715))
+        .mul_scalar((2.0 / std::f64::consts::PI).sqrt());
+    gate.mul_scalar(0.5) * (inner.tanh().add_scalar(1.0)) * up
+}
+
 /// `(x ⊙ cos + rotate_half(x) ⊙ sin) · scale` for `x` `[B, heads, T, d]` and the tables
 /// `[T, d]`, `rotate_half([x1, x2]) = [−x2, x1]` (see [`crate::rope`]).
 pub fn rope(x: Tensor<4>, cos: Tensor<2>, sin: Tensor<2>, scale: f64) -> Tensor<4> {

@@ -84,7 +84,12 @@ impl LlamaForCausalLM {
     fn last_logits(&self, hidden: Tensor<3>) -> Vec<f32> {
         let [_, seq, dim] = hidden.dims();
         let last = hidden.narrow(1, seq - 1, 1).reshape([1, dim]);
-        last.matmul(self.head_weight())
+        let logits = last.matmul(self.head_weight());
+        let logits = match self.final_logit_softcap() {
+            Some(cap) => logits.div_scalar(cap).tanh().mul_scalar(cap),
+            None => logits,
+        };
+        logits
             .into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()

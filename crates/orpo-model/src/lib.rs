@@ -31,6 +31,7 @@
 pub mod attention;
 pub mod config;
 pub mod error;
+pub mod family;
 pub mod fused;
 pub mod generate;
 pub mod gguf;

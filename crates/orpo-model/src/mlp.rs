@@ -4,7 +4,8 @@ use burn::module::Module;
 use burn::nn::Linear;
 use burn::tensor::Tensor;
 
-use crate::fused::swiglu;
+use crate::config::Activation;
+use crate::fused::{geglu_tanh, swiglu};
 use crate::lora;
 
 /// `down(silu(gate(x)) · up(x))`, applied to all positions as one `[B·T, H]` matrix.
@@ -19,6 +20,9 @@ pub struct Mlp {
     /// Dropout on the input of LoRA adapters while training (0 without adapters).
     #[module(skip)]
     pub lora_dropout: f64,
+    /// The gate's activation (SwiGLU or Gemma's tanh GeGLU).
+    #[module(skip)]
+    pub activation: Activation,
 }
 
 impl Mlp {
@@ -32,6 +36,10 @@ impl Mlp {
         let p = self.lora_dropout;
         let gate = lora::forward(&self.gate_proj, rows.clone(), p);
         let up = lora::forward(&self.up_proj, rows, p);
-        lora::forward(&self.down_proj, swiglu(gate, up), p)
+        let hidden = match self.activation {
+            Activation::Silu => swiglu(gate, up),
+            Activation::GeluTanh => geglu_tanh(gate, up),
+        };
+        lora::forward(&self.down_proj, hidden, p)
     }
 }

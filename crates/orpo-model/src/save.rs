@@ -91,19 +91,45 @@ impl LlamaForCausalLM {
             "model.embed_tokens.weight".into(),
             HostInput::D2(self.embed_tokens.weight.val()),
         )?;
+        let quirks = &self.config.quirks;
         for (index, layer) in self.layers.iter().enumerate() {
             let p = format!("model.layers.{index}");
             let attn = &layer.self_attn;
             let mlp = &layer.mlp;
-            for (name, linear) in [
-                ("self_attn.q_proj", &attn.q_proj),
-                ("self_attn.k_proj", &attn.k_proj),
-                ("self_attn.v_proj", &attn.v_proj),
-                ("self_attn.o_proj", &attn.o_proj),
-                ("mlp.gate_proj", &mlp.gate_proj),
-                ("mlp.up_proj", &mlp.up_proj),
-                ("mlp.down_proj", &mlp.down_proj),
-            ] {
+            if quirks.fused_projections {
+                // Phi-3: rows [q; k; v] and [gate; up], as transformers stores them.
+                let join = |parts: &[&burn::nn::Linear]| {
+                    Tensor::cat(
+                        parts.iter().map(|l| l.weight.val().transpose()).collect(),
+                        0,
+                    )
+                };
+                push(
+                    format!("{p}.self_attn.qkv_proj.weight"),
+                    HostInput::D2(join(&[&attn.q_proj, &attn.k_proj, &attn.v_proj])),
+                )?;
+                push(
+                    format!("{p}.mlp.gate_up_proj.weight"),
+                    HostInput::D2(join(&[&mlp.gate_proj, &mlp.up_proj])),
+                )?;
+            }
+            let separate: &[(&str, &burn::nn::Linear)] = if quirks.fused_projections {
+                &[
+                    ("self_attn.o_proj", &attn.o_proj),
+                    ("mlp.down_proj", &mlp.down_proj),
+                ]
+            } else {
+                &[
+                    ("self_attn.q_proj", &attn.q_proj),
+                    ("self_attn.k_proj", &attn.k_proj),
+                    ("self_attn.v_proj", &attn.v_proj),
+                    ("self_attn.o_proj", &attn.o_proj),
+                    ("mlp.gate_proj", &mlp.gate_proj),
+                    ("mlp.up_proj", &mlp.up_proj),
+                    ("mlp.down_proj", &mlp.down_proj),
+                ]
+            };
+            for &(name, linear) in separate {
                 push(
                     format!("{p}.{name}.weight"),
                     HostInput::D2(linear.weight.val().transpose()),
@@ -112,14 +138,26 @@ impl LlamaForCausalLM {
                     push(format!("{p}.{name}.bias"), HostInput::D1(bias.val()))?;
                 }
             }
-            push(
-                format!("{p}.input_layernorm.weight"),
-                HostInput::D1(layer.input_layernorm.gamma.val()),
-            )?;
-            push(
-                format!("{p}.post_attention_layernorm.weight"),
-                HostInput::D1(layer.post_attention_layernorm.gamma.val()),
-            )?;
+            // Gemma's sandwich: our pre-MLP norm is its `pre_feedforward_layernorm`, its
+            // `post_attention_layernorm` norms the attention output.
+            let mut norms = vec![("input_layernorm", &layer.input_layernorm)];
+            match (&layer.attn_out_norm, &layer.mlp_out_norm) {
+                (Some(attn_out), Some(mlp_out)) => norms.extend([
+                    ("post_attention_layernorm", attn_out),
+                    ("pre_feedforward_layernorm", &layer.post_attention_layernorm),
+                    ("post_feedforward_layernorm", mlp_out),
+                ]),
+                _ => norms.push(("post_attention_layernorm", &layer.post_attention_layernorm)),
+            }
+            if let (Some(q), Some(k)) = (&attn.q_norm, &attn.k_norm) {
+                norms.extend([("self_attn.q_norm", q), ("self_attn.k_norm", k)]);
+            }
+            for (name, norm) in norms {
+                push(
+                    format!("{p}.{name}.weight"),
+                    HostInput::D1(norm.gamma.val()),
+                )?;
+            }
         }
         push(
             "model.norm.weight".into(),

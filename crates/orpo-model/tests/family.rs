@@ -1,0 +1,268 @@
+//! Logit parity with transformers 5.25 for Qwen3, SmolLM3 and sliding-window Mistral on the tiny
+//! checkpoints of `scripts/make_family_fixtures.py` (right- and left-padded batches of 12 tokens,
+//! window 4), the terms that make each family differ shown to matter, save → load round trips
+//! in transformers' layout, KV-cached decoding through the sliding window, and the error for an
+//! unsupported family.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use orpo_model::{KvCache, LlamaConfig, LlamaForCausalLM, SaveDtype};
+use serde_json::Value;
+
+const TOLERANCE: f32 = 1e-4;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/model")
+        .join(name)
+}
+
+struct Batch {
+    padding: String,
+    ids: Vec<Vec<i64>>,
+    mask: Vec<Vec<i64>>,
+    logits: Vec<Vec<Vec<f32>>>,
+}
+
+fn batches(name: &str) -> Vec<Batch> {
+    let text = std::fs::read_to_string(fixture(name).join("expected.json")).unwrap();
+    let json: Value = serde_json::from_str(&text).unwrap();
+    json["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| Batch {
+            padding: b["padding"].as_str().unwrap().to_string(),
+            ids: serde_json::from_value(b["input_ids"].clone()).unwrap(),
+            mask: serde_json::from_value(b["attention_mask"].clone()).unwrap(),
+            logits: serde_json::from_value(b["logits"].clone()).unwrap(),
+        })
+        .collect()
+}
+
+/// Largest |Δlogit| over the non-padding positions of one batch.
+fn max_logit_error(model: &LlamaForCausalLM, batch: &Batch, device: &Device) -> f32 {
+    let (rows, cols) = (batch.ids.len(), batch.ids[0].len());
+    let ids =
+        Tensor::<2, Int>::from_data(TensorData::new(batch.ids.concat(), [rows, cols]), device);
+    let mask: Vec<f32> = batch.mask.concat().iter().map(|&m| m as f32).collect();
+    let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows, cols]), device);
+    let logits = model.forward_logits(ids, mask);
+    let vocab = logits.dims()[2];
+    let got = logits.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+    let mut worst = 0.0f32;
+    for r in 0..rows {
+        for t in 0..cols {
+            if batch.mask[r][t] == 0 {
+                continue;
+            }
+            for v in 0..vocab {
+                let diff = (got[(r * cols + t) * vocab + v] - batch.logits[r][t][v]).abs();
+                assert!(diff.is_finite());
+                worst = worst.max(diff);
+            }
+        }
+    }
+    worst
+}
+
+/// The worst |Δlogit| over all batches of `name`, each batch within the tolerance.
+fn check(name: &str, model: &LlamaForCausalLM, device: &Device) {
+    let all = batches(name);
+    assert!(all.iter().any(|b| b.padding == "left") && all.iter().any(|b| b.padding == "right"));
+    for batch in &all {
+        let err = max_logit_error(model, batch, device);
+        assert!(
+            err <= TOLERANCE,
+            "{name} ({} padding): max |Δlogit| = {err:e}",
+            batch.padding
+        );
+    }
+}
+
+fn load(name: &str, device: &Device) -> LlamaForCausalLM {
+    LlamaForCausalLM::from_pretrained(fixture(name), device).unwrap()
+}
+
+#[test]
+fn qwen3_matches_transformers() {
+    let device = Device::flex();
+    let model = load("qwen3", &device);
+    assert!(model.config.quirks.qk_norm);
+    assert_eq!(model.config.head_dim, 16); // not hidden 32 / 4 heads
+    assert_eq!(
+        model.config.quirks.layer_windows,
+        [None, Some(4), Some(4)],
+        "layer_types: full, sliding, sliding"
+    );
+    check("qwen3", &model, &device);
+}
+
+#[test]
+fn smollm3_matches_transformers() {
+    let device = Device::flex();
+    let model = load("smollm3", &device);
+    assert_eq!(model.config.quirks.rope_layers, [true, false, true]);
+    check("smollm3", &model, &device);
+}
+
+#[test]
+fn mistral_sliding_window_matches_transformers() {
+    let device = Device::flex();
+    let model = load("mistral_sw", &device);
+    assert_eq!(model.config.quirks.layer_windows, [Some(4), Some(4)]);
+    check("mistral_sw", &model, &device);
+}
+
+/// Dropping any family term moves the logits past ten times the tolerance, so the parity tests
+/// above cannot pass with a term left out.
+#[test]
+fn each_quirk_changes_the_logits() {
+    let device = Device::flex();
+    let worst = |name: &str, model: &LlamaForCausalLM| {
+        batches(name)
+            .iter()
+            .map(|b| max_logit_error(model, b, &device))
+            .fold(0.0f32, f32::max)
+    };
+    let mut failures = Vec::new();
+    let mut expect_change = |what: &str, name: &str, edit: &dyn Fn(&mut LlamaForCausalLM)| {
+        let mut model = load(name, &device);
+        edit(&mut model);
+        let err = worst(name, &model);
+        if err <= 10.0 * TOLERANCE {
+            failures.push(format!("{name} without {what}: {err:e}"));
+        }
+    };
+    expect_change("the q/k norms", "qwen3", &|m| {
+        m.layers.iter_mut().for_each(|l| {
+            l.self_attn.q_norm = None;
+            l.self_attn.k_norm = None;
+        })
+    });
+    expect_change("the sliding window", "qwen3", &|m| {
+        m.layers.iter_mut().for_each(|l| l.window = None)
+    });
+    expect_change("the NoPE layer", "smollm3", &|m| {
+        m.layers
+            .iter_mut()
+            .for_each(|l| l.self_attn.use_rope = true)
+    });
+    expect_change("the sliding window", "mistral_sw", &|m| {
+        m.layers.iter_mut().for_each(|l| l.window = None)
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn save_then_load_keeps_tensors_config_and_logits() {
+    let device = Device::flex();
+    for (name, must_have) in [
+        (
+            "qwen3",
+            vec![
+                "model.layers.0.self_attn.q_norm.weight",
+                "model.layers.2.self_attn.k_norm.weight",
+                "lm_head.weight",
+            ],
+        ),
+        ("smollm3", vec!["model.layers.1.self_attn.q_proj.weight"]),
+        ("mistral_sw", vec!["lm_head.weight"]),
+    ] {
+        let model = load(name, &device);
+        let out = tempfile::tempdir().unwrap();
+        model.save_pretrained(out.path(), SaveDtype::F32).unwrap();
+        // Byte for byte the tensors transformers wrote (names, shapes, values).
+        let ours = std::fs::read(out.path().join("model.safetensors")).unwrap();
+        let theirs = std::fs::read(fixture(name).join("model.safetensors")).unwrap();
+        let ours = safetensors::SafeTensors::deserialize(&ours).unwrap();
+        let theirs = safetensors::SafeTensors::deserialize(&theirs).unwrap();
+        let mut names = ours.names();
+        names.sort();
+        let mut want = theirs.names();
+        want.sort();
+        assert_eq!(names, want, "{name}");
+        for n in &names {
+            assert_eq!(
+                ours.tensor(n).unwrap().data(),
+                theirs.tensor(n).unwrap().data(),
+                "{name}: {n}"
+            );
+        }
+        for n in must_have {
+            assert!(names.contains(&n), "{name}: {n} missing");
+        }
+        // The config keeps what transformers reads the family by.
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.path().join("config.json")).unwrap())
+                .unwrap();
+        let original: Value = serde_json::from_str(
+            &std::fs::read_to_string(fixture(name).join("config.json")).unwrap(),
+        )
+        .unwrap();
+        for key in [
+            "architectures",
+            "model_type",
+            "layer_types",
+            "no_rope_layers",
+            "sliding_window",
+            "use_sliding_window",
+            "max_window_layers",
+            "tie_word_embeddings",
+        ] {
+            assert_eq!(written.get(key), original.get(key), "{name}: {key}");
+        }
+        // `head_dim` is written even where the original left it implied (SmolLM3), with the
+        // value transformers derives.
+        assert_eq!(
+            written["head_dim"], model.config.head_dim,
+            "{name}: head_dim"
+        );
+        let reloaded = LlamaForCausalLM::from_pretrained(out.path(), &device).unwrap();
+        assert_eq!(reloaded.config.quirks, model.config.quirks, "{name}");
+        check(name, &reloaded, &device);
+    }
+}
+
+/// Decoding one token at a time through the KV cache gives the full pass's logits, the window
+/// (4) masking cached keys as it masks them in the full pass (10 tokens > 4).
+#[test]
+fn cached_steps_equal_full_sequence_through_the_window() {
+    let device = Device::flex();
+    for name in ["qwen3", "smollm3", "mistral_sw"] {
+        let model = load(name, &device);
+        let ids: Vec<i64> = vec![4, 9, 22, 31, 7, 50, 13, 3, 41, 17];
+        let n = ids.len();
+        let full_ids = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, n]), &device);
+        let full = model.forward_logits(full_ids, Tensor::ones([1, n], &device));
+        let mut cache = KvCache::default();
+        let head = Tensor::<2, Int>::from_data(TensorData::new(ids[..3].to_vec(), [1, 3]), &device);
+        model.forward_with_cache(head, Tensor::ones([1, 3], &device), Some(&mut cache));
+        for (step, &id) in ids.iter().enumerate().skip(3) {
+            let one = Tensor::<2, Int>::from_data(TensorData::new(vec![id], [1, 1]), &device);
+            let hidden = model.forward_with_cache(
+                one,
+                Tensor::ones([1, step + 1], &device),
+                Some(&mut cache),
+            );
+            let got = model.logits(hidden);
+            let want = full.clone().narrow(1, step, 1);
+            let diff = (got - want).abs().max().into_scalar::<f32>();
+            assert!(diff <= 1e-5, "{name} step {step}: {diff:e}");
+        }
+    }
+}
+
+#[test]
+fn an_unsupported_family_lists_the_supported_ones() {
+    let err = LlamaConfig::from_json_str(
+        r#"{"architectures":["FalconForCausalLM"],"model_type":"falcon","hidden_size":8}"#,
+        "config.json".as_ref(),
+    )
+    .unwrap_err()
+    .to_string();
+    for family in ["falcon", "llama", "qwen3", "smollm3", "gemma2", "phi3"] {
+        assert!(err.contains(family), "{err}");
+    }
+}
