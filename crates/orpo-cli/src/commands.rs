@@ -468,19 +468,67 @@ pub fn inspect(
     Ok(())
 }
 
+/// What `orpo export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// A Hugging Face model directory (config.json, safetensors, tokenizer files).
+    Safetensors,
+    /// One GGUF file (llama.cpp).
+    Gguf,
+}
+
+/// `orpo export`'s format flags.
+pub struct ExportOptions<'a> {
+    /// `--dtype`, read per format.
+    pub dtype: Option<&'a str>,
+    /// `--format`.
+    pub format: ExportFormat,
+    /// `--max-shard-size` (safetensors).
+    pub max_shard_size: &'a str,
+}
+
 /// `orpo export`.
 ///
 /// A LoRA checkpoint (a PEFT adapter directory) is loaded onto its base model (`--base`, else
 /// the adapter's `base_model_name_or_path`) and written merged with `--merge`, else as a PEFT
-/// adapter directory. A full checkpoint is written as a Hugging Face model.
+/// adapter directory. A full checkpoint is written as a Hugging Face model, sharded at
+/// `--max-shard-size`. `--format gguf` writes one GGUF file (adapters merged) with the
+/// tokenizer of the checkpoint (or, for an adapter, of its base model).
 pub fn export(
     checkpoint: &str,
     out: &str,
     merge: bool,
     base: Option<&str>,
-    dtype: Option<orpo_model::SaveDtype>,
+    options: ExportOptions<'_>,
     device: Device,
 ) -> Result<(), Failure> {
+    let max_shard_size = orpo_model::shard::parse_shard_size(options.max_shard_size)
+        .map_err(|e| usage(anyhow!("--max-shard-size: {e}")))?;
+    let gguf_type = match options.format {
+        ExportFormat::Gguf => {
+            if !out.ends_with(".gguf") {
+                return Err(usage(anyhow!(
+                    "--format gguf writes one file: --out must name it, ending in .gguf (got `{out}`)"
+                )));
+            }
+            Some(
+                options
+                    .dtype
+                    .map(str::parse::<orpo_model::gguf::GgufType>)
+                    .transpose()
+                    .map_err(|e| usage(anyhow!("--dtype: {e}")))?
+                    .unwrap_or_default(),
+            )
+        }
+        ExportFormat::Safetensors => None,
+    };
+    let dtype = match (options.format, options.dtype) {
+        (ExportFormat::Safetensors, Some(name)) => Some(
+            name.parse::<orpo_model::SaveDtype>()
+                .map_err(|e| usage(anyhow!("--dtype: {e}")))?,
+        ),
+        _ => None,
+    };
     let dir = resolve_dir(checkpoint, "--checkpoint", None)?;
     let model = load_model(&dir, base, &device)?;
     // Default: the type the checkpoint (a LoRA adapter's base) is stored in.
@@ -496,10 +544,34 @@ pub fn export(
         model
     };
     let out = PathBuf::from(out);
-    if model.lora_config().is_some() && !merge {
+    if let Some(ty) = gguf_type {
+        // The tokenizer: the checkpoint's copy, else (an adapter) the base model's.
+        let base_name = base.map(str::to_string).or_else(|| {
+            model
+                .lora_config()
+                .and_then(|_| orpo_model::LoraConfig::from_adapter_dir(&dir).ok())
+                .and_then(|lora| lora.base_model_name_or_path)
+        });
+        let tokenizer_dir = match base_name {
+            Some(name) if !dir.join("tokenizer.json").is_file() => {
+                resolve_dir(&name, "--base", None)?
+            }
+            _ => dir.clone(),
+        };
+        model
+            .merge_lora()
+            .save_gguf(&out, &tokenizer_dir, ty)
+            .with_context(|| format!("writing {}", out.display()))?;
+    } else if model.lora_config().is_some() && !merge {
         orpo_train::lora::export_adapter(&model, Some(&dir), &out)?;
     } else {
-        orpo_train::checkpoint::export_model(&model.merge_lora(), Some(&dir), &out, dtype)?;
+        orpo_train::checkpoint::export_model(
+            &model.merge_lora(),
+            Some(&dir),
+            &out,
+            dtype,
+            max_shard_size,
+        )?;
     }
     eprintln!("wrote {}", out.display());
     Ok(())

@@ -112,11 +112,21 @@ enum Command {
         /// `base_model_name_or_path`).
         #[arg(long)]
         base: Option<String>,
-        /// The float type of the written weights: f32, bf16 or f16 (default: the type the
-        /// checkpoint's weights are stored in, per its config.json; f32 if it says none). A
-        /// checkpoint of a bf16 / f16 run is written from its f32 master weights.
+        /// The type of the written weights. safetensors: f32, bf16 or f16 (default: the type
+        /// the checkpoint's weights are stored in, per its config.json; f32 if it says none).
+        /// gguf: f16 (default), q8_0, bf16 or f32. A checkpoint of a bf16 / f16 run is written
+        /// from its f32 master weights.
         #[arg(long)]
-        dtype: Option<orpo_model::SaveDtype>,
+        dtype: Option<String>,
+        /// `safetensors`: a Hugging Face model directory; `gguf`: one GGUF file for llama.cpp
+        /// and its loaders (--out names the .gguf file; LoRA adapters are merged; the
+        /// checkpoint's tokenizer.json is needed).
+        #[arg(long, default_value = "safetensors")]
+        format: commands::ExportFormat,
+        /// safetensors: split the weights into shards of at most this size ("5GB", "500MB",
+        /// or bytes) with model.safetensors.index.json, as transformers does.
+        #[arg(long, default_value = "5GB")]
+        max_shard_size: String,
     },
     /// Print every config key with its default and meaning (YAML; the acting keys parse to the
     /// defaults, the keys with no effect here are commented out).
@@ -260,7 +270,20 @@ fn run(cli: Cli) -> Result<(), commands::Failure> {
             merge,
             base,
             dtype,
-        } => commands::export(&checkpoint, &out, merge, base.as_deref(), dtype, device),
+            format,
+            max_shard_size,
+        } => commands::export(
+            &checkpoint,
+            &out,
+            merge,
+            base.as_deref(),
+            commands::ExportOptions {
+                dtype: dtype.as_deref(),
+                format,
+                max_shard_size: &max_shard_size,
+            },
+            device,
+        ),
         Command::Plot { run_dir } => commands::plot(&run_dir),
         Command::Config { markdown } => commands::config(markdown),
         Command::Doctor => doctor::doctor(&cli.device).map_err(commands::Failure::Runtime),

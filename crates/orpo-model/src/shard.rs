@@ -3,7 +3,8 @@
 //! `model.safetensors` when everything fits in one shard.
 //!
 //! The split is huggingface_hub's `split_state_dict_into_shards_factory`: tensors are taken in
-//! the model's order; a tensor that would push the open shard past the limit closes it and
+//! the state dict's order, which transformers 5 hands over sorted by name (byte order: `layers.10`
+//! before `layers.2`; tests/fixtures/shard holds what transformers 5.25 wrote); a tensor that would push the open shard past the limit closes it and
 //! starts the next; a tensor larger than the limit by itself gets a shard of its own (placed
 //! before the open shard, as that function does). Sizes are the stored bytes (elements × the
 //! saved dtype's width).
@@ -132,7 +133,8 @@ fn dtype_width(dtype: SaveDtype) -> u64 {
     }
 }
 
-/// Writes `tensors` into `dir` in `dtype`, split at `max_shard_size` bytes: one
+/// Writes `tensors` (in name order, as transformers 5 does) into `dir` in `dtype`, split at
+/// `max_shard_size` bytes: one
 /// `model.safetensors`, or shards and `model.safetensors.index.json` (`metadata.total_size`:
 /// the bytes of all tensors, `metadata.total_parameters`: their elements, `weight_map`: tensor
 /// name → shard file; keys sorted, two-space indent and a final newline, as transformers writes
@@ -145,6 +147,8 @@ pub fn write_sharded(
     metadata: HashMap<String, String>,
     max_shard_size: u64,
 ) -> Result<Vec<PathBuf>> {
+    let mut tensors = tensors;
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
     let width = dtype_width(dtype);
     let sizes: Vec<u64> = tensors
         .iter()

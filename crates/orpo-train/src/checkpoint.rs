@@ -210,16 +210,19 @@ pub fn copy_tokenizer_files(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Writes `model` (and the tokenizer files of `tokenizer_dir`) as a Hugging Face directory at
-/// `dir`, the weights in `dtype`, through a temporary sibling directory renamed into place: an
-/// interrupted export leaves the previous `dir` (or none), never a partial one.
+/// `dir`, the weights in `dtype` and in shards of at most `max_shard_size` bytes (one
+/// `model.safetensors` when they fit; `max_shard_size`), through a temporary sibling directory
+/// renamed into place: an interrupted export leaves the previous `dir` (or none), never a
+/// partial one.
 pub fn export_model<M: crate::CausalLm>(
     model: &M,
     tokenizer_dir: Option<&Path>,
     dir: &Path,
     dtype: SaveDtype,
+    max_shard_size: u64,
 ) -> anyhow::Result<()> {
     write_dir_atomic(dir, |tmp| {
-        model.save_pretrained(tmp, dtype)?;
+        model.save_pretrained_sharded(tmp, dtype, max_shard_size)?;
         if let Some(tok) = tokenizer_dir {
             copy_tokenizer_files(tok, tmp)?;
         }

@@ -246,6 +246,11 @@ pub struct OrpoConfig {
     /// made from `model_config`. bf16/f16 runs write from their f32 master weights. LoRA adapter
     /// files stay f32 (PEFT's adapters of an f32 or mixed-precision model are f32).
     pub save_dtype: Option<orpo_model::SaveDtype>,
+    /// The largest safetensors file of `final/`: bytes, or a string such as `"5GB"` /
+    /// `"500MB"` (powers of 1000, as huggingface_hub parses them). Larger models are split into
+    /// `model-00001-of-0000N.safetensors` with `model.safetensors.index.json`, as transformers'
+    /// `save_pretrained(max_shard_size=...)` writes them.
+    pub max_shard_size: orpo_model::shard::ShardSize,
 
     // ---- ORPO and tokenization
     /// λ, the weight of the odds-ratio term (TRL's `beta`).
@@ -480,6 +485,7 @@ impl Default for OrpoConfig {
             bf16: false,
             fp16: false,
             save_dtype: None,
+            max_shard_size: Default::default(),
             beta: 0.1,
             orpo_alpha: None,
             orpo_beta: 1.0,

@@ -51,16 +51,19 @@ pub fn restore_model<M: CausalLm>(model: M, dir: &Path, device: &Device) -> anyh
 /// and returns the directories written. A model without adapters is written as a Hugging Face
 /// model with its weights in `dtype`; a LoRA model as `export` says: the PEFT adapter (f32), the
 /// merged model (in `dtype`), or the adapter in `dir` and the merged model in `<dir>-merged`.
+/// Model weights are split into shards of at most `max_shard_size` bytes
+/// ([`export_model`]).
 pub fn export_final<M: CausalLm>(
     model: &M,
     tokenizer_dir: Option<&Path>,
     dir: &Path,
     export: LoraExport,
     dtype: SaveDtype,
+    max_shard_size: u64,
 ) -> anyhow::Result<Vec<PathBuf>> {
     if model.lora_config().is_none() || export == LoraExport::Merged {
         // `save_pretrained` of a model with adapters writes W + scale·A·B.
-        export_model(model, tokenizer_dir, dir, dtype)?;
+        export_model(model, tokenizer_dir, dir, dtype, max_shard_size)?;
         return Ok(vec![dir.to_path_buf()]);
     }
     export_adapter(model, tokenizer_dir, dir)?;
@@ -69,7 +72,7 @@ pub fn export_final<M: CausalLm>(
         let mut name = dir.file_name().unwrap_or_default().to_os_string();
         name.push("-merged");
         let merged = dir.with_file_name(name);
-        export_model(model, tokenizer_dir, &merged, dtype)?;
+        export_model(model, tokenizer_dir, &merged, dtype, max_shard_size)?;
         written.push(merged);
     }
     Ok(written)

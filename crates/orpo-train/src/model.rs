@@ -25,6 +25,19 @@ pub trait CausalLm: Module + Sized + Sync + 'static {
     /// weights in `dtype`.
     fn save_pretrained(&self, dir: &Path, dtype: SaveDtype) -> anyhow::Result<()>;
 
+    /// [`save_pretrained`](Self::save_pretrained) with the weights split into shards of at most
+    /// `max_shard_size` bytes and `model.safetensors.index.json`, as transformers'
+    /// `save_pretrained(max_shard_size=...)` writes them. The default writes one file.
+    fn save_pretrained_sharded(
+        &self,
+        dir: &Path,
+        dtype: SaveDtype,
+        max_shard_size: u64,
+    ) -> anyhow::Result<()> {
+        let _ = max_shard_size;
+        self.save_pretrained(dir, dtype)
+    }
+
     /// The float type the model's weights were stored in when it was loaded (`dtype` /
     /// `torch_dtype` of its config.json): what `save_dtype` defaults to. `None` (the default) for
     /// a model that was never stored, which is saved in f32.
@@ -77,6 +90,16 @@ impl CausalLm for LlamaForCausalLM {
 
     fn save_pretrained(&self, dir: &Path, dtype: SaveDtype) -> anyhow::Result<()> {
         LlamaForCausalLM::save_pretrained(self, dir, dtype)?;
+        Ok(())
+    }
+
+    fn save_pretrained_sharded(
+        &self,
+        dir: &Path,
+        dtype: SaveDtype,
+        max_shard_size: u64,
+    ) -> anyhow::Result<()> {
+        LlamaForCausalLM::save_pretrained_sharded(self, dir, dtype, max_shard_size)?;
         Ok(())
     }
 

@@ -791,6 +791,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
             dir,
             self.config.lora_export,
             self.save_dtype,
+            self.config.max_shard_size.0,
         )?;
         Ok(())
     }

@@ -191,6 +191,10 @@ pub static KEYS: &[KeyDoc] = &[
         "compute in float16 with dynamic loss scaling (f32 master weights)",
     ),
     acts(
+        "max_shard_size",
+        "the largest safetensors file of final/ (\"5GB\", \"500MB\" or bytes); larger models are sharded with model.safetensors.index.json",
+    ),
+    acts(
         "save_dtype",
         "the float type of the weights in checkpoints and final/: `f32`, `bf16` or `f16`; unset: the loaded model's",
     ),

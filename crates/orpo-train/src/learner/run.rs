@@ -335,6 +335,7 @@ pub fn train_with_burn_train<M: CausalLm + ModuleDisplay>(
             .save_dtype
             .or_else(|| model.stored_dtype())
             .unwrap_or_default(),
+        config.max_shard_size.0,
     )?;
     Ok(TrainSummary {
         global_step: plan.total_steps,
