@@ -6,13 +6,12 @@ use anyhow::{Context, anyhow};
 
 use crate::hub;
 use burn::tensor::Device;
-use orpo_data::{
-    DataConfig, Message, PreferenceDataset, PreferenceTokenizer, list_splits, summarize,
-};
-use orpo_model::{GenerationConfig, LlamaConfig, LlamaForCausalLM};
+use orpo_data::{Message, PreferenceTokenizer, list_splits, summarize};
+use orpo_model::{GenerationConfig, LlamaForCausalLM};
+use orpo_train::setup::{Remote, RemoteKind, Resolved, load_split};
 use orpo_train::{
-    LearnerKind, OrpoConfig, OrpoTrainer, check_tokenizer_fits, evaluate_pairs, read_metrics,
-    tokenize_config,
+    LearnerKind, OrpoConfig, OrpoTrainer, Setup, SetupError, check_tokenizer_fits, evaluate_pairs,
+    read_metrics, tokenize_config,
 };
 
 /// How a command failed: a usage or configuration error (exit 2) or a runtime error (exit 1).
@@ -40,38 +39,61 @@ macro_rules! runtime_from {
 }
 runtime_from!(orpo_data::DataError, orpo_model::ModelError, std::io::Error);
 
+impl From<SetupError> for Failure {
+    fn from(e: SetupError) -> Self {
+        match e {
+            SetupError::Usage(e) => Failure::Usage(e),
+            SetupError::Runtime(e) => Failure::Runtime(e),
+        }
+    }
+}
+
 fn usage(e: impl Into<anyhow::Error>) -> Failure {
     Failure::Usage(e.into())
 }
 
-/// A local directory, else a Hugging Face Hub id resolved to its cached or downloaded snapshot
-/// at `revision` (unset: `main`) (`hub` feature; without it, a usage error that says how to
-/// fetch the files).
-fn resolve_dir(name: &str, what: &str, revision: Option<&str>) -> Result<PathBuf, Failure> {
-    let path = PathBuf::from(name);
-    if path.is_dir() {
-        return Ok(path);
+/// The Hugging Face Hub as the library's [`Remote`]: an `owner/name` id resolved to its cached
+/// or downloaded snapshot at `revision` (unset: `main`) (`hub` feature; without it, a usage
+/// error that says how to fetch the files).
+struct Hub;
+
+impl Remote for Hub {
+    fn resolve(
+        &self,
+        name: &str,
+        kind: RemoteKind,
+        what: &str,
+        revision: Option<&str>,
+    ) -> Option<Result<PathBuf, SetupError>> {
+        if !hub::looks_like_hub_id(name) {
+            return None;
+        }
+        let kind = match kind {
+            RemoteKind::Model => hub::HubKind::Model,
+            RemoteKind::Dataset => hub::HubKind::Dataset,
+        };
+        Some(from_hub(name, kind, what, revision))
     }
-    if path.exists() {
-        return Err(usage(anyhow!(
-            "{what} `{name}` is a file; expected a directory"
-        )));
-    }
-    if hub::looks_like_hub_id(name) {
-        return from_hub(name, hub::HubKind::Model, what, revision);
-    }
-    Err(usage(anyhow!("{what} `{name}`: no such directory")))
 }
 
-/// A local dataset path (file or folder), else a Hub dataset id, as [`resolve_dir`].
+/// How the commands resolve names and fresh models: Hub ids through [`Hub`], a fresh model's
+/// weights drawn on the CPU backend (the same on every backend); `origin` names the config in
+/// errors about missing keys.
+fn setup(origin: &str) -> Setup<'_> {
+    let setup = Setup::new(origin).with_remote(&Hub);
+    #[cfg(feature = "cpu")]
+    let setup = setup.with_fresh_weights_device(Device::flex());
+    setup
+}
+
+/// A local directory, else a Hub id's snapshot ([`Setup::dir`]).
+fn resolve_dir(name: &str, what: &str, revision: Option<&str>) -> Result<PathBuf, Failure> {
+    Ok(setup("").dir(name, what, revision)?)
+}
+
+/// A local dataset path (file or folder), else a Hub dataset id ([`Setup::dataset_path`]).
 fn resolve_dataset(name: &str, what: &str) -> Result<PathBuf, Failure> {
-    let path = PathBuf::from(name);
-    if path.exists() || !hub::looks_like_hub_id(name) {
-        // A missing local path is reported by the loader, with the path.
-        return Ok(path);
-    }
-    // `model_revision` pins the model; TRL's dataset keys have no revision.
-    from_hub(name, hub::HubKind::Dataset, what, None)
+    Ok(setup("").dataset_path(name, what)?)
 }
 
 #[cfg(feature = "hub")]
@@ -80,7 +102,7 @@ fn from_hub(
     kind: hub::HubKind,
     what: &str,
     revision: Option<&str>,
-) -> Result<PathBuf, Failure> {
+) -> Result<PathBuf, SetupError> {
     let dir = hub::resolve(name, kind, revision, &hub::HubEnv::from_env())
         .with_context(|| format!("{what} `{name}`"))?;
     eprintln!("{what} `{name}` → {}", dir.display());
@@ -93,8 +115,8 @@ fn from_hub(
     _kind: hub::HubKind,
     what: &str,
     _revision: Option<&str>,
-) -> Result<PathBuf, Failure> {
-    Err(usage(anyhow!(
+) -> Result<PathBuf, SetupError> {
+    Err(orpo_train::setup::usage(anyhow!(
         "{what} `{name}` is not a local path, and this build has no Hub support (feature `hub`); \
          fetch it with `huggingface-cli download {name} --local-dir DIR` and pass DIR"
     )))
@@ -119,43 +141,6 @@ pub fn config(markdown: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-fn data_config(config: &OrpoConfig) -> DataConfig {
-    DataConfig {
-        prompt_column: config.prompt_column.clone(),
-        chosen_column: config.chosen_column.clone(),
-        rejected_column: config.rejected_column.clone(),
-        skip_bad_rows: config.skip_bad_rows,
-        ..DataConfig::default()
-    }
-}
-
-fn has_split(dataset: &Path, split: &str) -> bool {
-    list_splits(dataset)
-        .map(|splits| splits.iter().any(|s| s.name == split))
-        .unwrap_or(false)
-}
-
-/// A fresh model from `model_config`, drawn from the seed on the CPU backend and then moved to
-/// `device`, so that every backend starts from the same weights (each backend's own random
-/// numbers differ). With `bf16` / `fp16`, or without the CPU backend, it is drawn on `device`.
-fn init_model(
-    model_config: &LlamaConfig,
-    device: &Device,
-    config: &OrpoConfig,
-) -> LlamaForCausalLM {
-    #[cfg(feature = "cpu")]
-    if !(config.bf16 || config.fp16) {
-        // Same checkpointing strategy as `device`: `fork` keeps the tensors' own.
-        let cpu = orpo_train::training_device(Device::flex(), config).expect("f32 on the CPU");
-        if cpu != *device {
-            cpu.seed(config.seed);
-            return burn::module::Module::fork(LlamaForCausalLM::init(model_config, &cpu), device);
-        }
-    }
-    let _ = config;
-    LlamaForCausalLM::init(model_config, device)
-}
-
 /// `orpo train` on `devices` (one, or several for data parallelism; the model lives on the first).
 pub fn train(
     config_path: &str,
@@ -173,82 +158,11 @@ pub fn train(
              does not keep the data position; resume with the default learner (`learner: orpo`)"
         )));
     }
-    // bf16 / fp16 and gradient checkpointing are properties of the device (burn 0.22).
-    let devices: Vec<Device> = devices
-        .into_iter()
-        .map(|d| orpo_train::training_device(d, &config))
-        .collect::<anyhow::Result<_>>()
-        .map_err(usage)?;
-    let device = devices[0].clone();
-    device.seed(config.seed);
-    let (model, model_dir) = match (&config.model_name_or_path, &config.model_config) {
-        (Some(name), _) => {
-            let dir = resolve_dir(name, "model_name_or_path", config.model_revision.as_deref())?;
-            let model = LlamaForCausalLM::from_pretrained(&dir, &device)
-                .with_context(|| format!("loading the model from {}", dir.display()))?;
-            (model, Some(dir))
-        }
-        (None, Some(config_json)) => {
-            let model_config = LlamaConfig::from_file(config_json).map_err(usage)?;
-            (init_model(&model_config, &device, &config), None)
-        }
-        (None, None) => {
-            return Err(usage(anyhow!(
-                "{config_path}: set `model_name_or_path` (a model directory) or `model_config` \
-                 (a config.json to initialise a fresh model from)"
-            )));
-        }
-    };
-    let tokenizer_dir = match (&config.tokenizer_name_or_path, &model_dir) {
-        (Some(t), _) => resolve_dir(
-            t,
-            "tokenizer_name_or_path",
-            config.model_revision.as_deref(),
-        )?,
-        (None, Some(d)) => d.clone(),
-        (None, None) => {
-            return Err(usage(anyhow!(
-                "{config_path}: set `tokenizer_name_or_path`"
-            )));
-        }
-    };
-    let tokenizer = PreferenceTokenizer::from_dir(&tokenizer_dir)
-        .with_context(|| format!("loading the tokenizer from {}", tokenizer_dir.display()))?;
-    let dataset = config
-        .dataset
-        .clone()
-        .ok_or_else(|| usage(anyhow!("{config_path}: set `dataset`")))?;
-    let dataset = resolve_dataset(&dataset, "dataset")?;
-    let train = PreferenceDataset::load(
-        &dataset,
-        Some(&config.dataset_train_split),
-        &data_config(&config),
-    )?;
-    let test_split = config.dataset_test_split.clone();
+    let setup = setup(config_path);
     if config.learner == LearnerKind::BurnTrain {
-        let test = has_split(&dataset, &test_split)
-            .then(|| PreferenceDataset::load(&dataset, Some(&test_split), &data_config(&config)))
-            .transpose()?;
-        return train_burn_train(
-            model,
-            &config,
-            train,
-            test,
-            tokenizer,
-            tokenizer_dir,
-            devices,
-        );
+        return train_burn_train(setup.resolve(&config, devices)?, &config);
     }
-    let mut trainer = OrpoTrainer::new(model, config.clone(), train, tokenizer)?
-        .with_tokenizer_dir(&tokenizer_dir)
-        .resume(resume)
-        .with_devices(devices)
-        .map_err(usage)?;
-    // A single file is the training split it is given for, never also the held-out one.
-    if !dataset.is_file() && has_split(&dataset, &test_split) {
-        let test = PreferenceDataset::load(&dataset, Some(&test_split), &data_config(&config))?;
-        trainer = trainer.with_eval_dataset(test)?;
-    }
+    let mut trainer = OrpoTrainer::from_config(&config, devices, &setup)?.resume(resume);
     let report = &trainer.train_report;
     eprintln!(
         "train: {} pairs kept of {} ({} truncated, {} dropped); {} optimizer steps",
@@ -270,15 +184,16 @@ pub fn train(
 /// `orpo train` with `learner: burn-train`: tokenized as the default learner tokenizes, then
 /// burn-train's `SupervisedTraining` (`orpo_train::learner`); several devices run burn-train's
 /// `MultiDevice` execution strategy.
-fn train_burn_train(
-    model: LlamaForCausalLM,
-    config: &OrpoConfig,
-    train: PreferenceDataset,
-    test: Option<PreferenceDataset>,
-    tokenizer: PreferenceTokenizer,
-    tokenizer_dir: PathBuf,
-    devices: Vec<Device>,
-) -> Result<(), Failure> {
+fn train_burn_train(resolved: Resolved, config: &OrpoConfig) -> Result<(), Failure> {
+    let Resolved {
+        devices,
+        model,
+        tokenizer,
+        tokenizer_dir,
+        datasets,
+        ..
+    } = resolved;
+    let (train, test) = (datasets.train, datasets.eval);
     check_tokenizer_fits(model.config.vocab_size, &tokenizer)?;
     let tokenize = tokenize_config(config);
     let (pairs, report) = train
@@ -346,7 +261,7 @@ pub fn eval(
         .with_context(|| format!("{}", dir.display()))?;
     let split = split.unwrap_or(&config.dataset_test_split);
     let dataset = resolve_dataset(dataset, "--dataset")?;
-    let data = PreferenceDataset::load(&dataset, Some(split), &data_config(&config))?;
+    let data = load_split(&dataset, split, &config)?;
     let (pairs, report) = data.tokenize(&tokenizer, &tokenize_config(&config))?;
     if pairs.is_empty() {
         return Err(Failure::Runtime(anyhow!(
@@ -438,7 +353,7 @@ pub fn inspect(
     };
     let mut all = serde_json::Map::new();
     for name in splits {
-        let data = PreferenceDataset::load(&dataset, Some(&name), &data_config(&config))?;
+        let data = load_split(&dataset, &name, &config)?;
         let value = match &tokenizer {
             Some(tok) => {
                 let (pairs, report) = data.tokenize(tok, &tokenize_config(&config))?;
@@ -585,30 +500,7 @@ fn load_model(
     base: Option<&str>,
     device: &Device,
 ) -> Result<LlamaForCausalLM, Failure> {
-    if !dir.join(orpo_model::lora::ADAPTER_CONFIG).is_file() {
-        return Ok(LlamaForCausalLM::from_pretrained(dir, device)?);
-    }
-    let lora = orpo_model::LoraConfig::from_adapter_dir(dir)?;
-    let base = match (base, &lora.base_model_name_or_path) {
-        (Some(base), _) => resolve_dir(base, "--base", None)?,
-        (None, Some(base)) => resolve_dir(
-            base,
-            &format!(
-                "{}: `base_model_name_or_path`",
-                dir.join(orpo_model::lora::ADAPTER_CONFIG).display()
-            ),
-            None,
-        )?,
-        (None, None) => {
-            return Err(usage(anyhow!(
-                "{} is a LoRA adapter without `base_model_name_or_path`; pass --base DIR",
-                dir.display()
-            )));
-        }
-    };
-    let model = LlamaForCausalLM::from_pretrained(&base, device)
-        .with_context(|| format!("loading the base model from {}", base.display()))?;
-    Ok(model.load_adapter(dir)?)
+    Ok(setup("").load_model(dir, base, device)?)
 }
 
 /// `orpo plot`.

@@ -137,7 +137,7 @@ fn write_dir_atomic_inner(
         let _ = std::fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    test_pause("complete, not yet renamed", &tmp);
+    crate::io::test_pause("complete, not yet renamed", &tmp);
     sync_dir(&tmp);
     let old = parent.join(format!(".{name}.tmp-{}-old", std::process::id()));
     if old.exists() {
@@ -161,21 +161,6 @@ fn write_dir_atomic_inner(
         let _ = std::fs::remove_dir_all(&old);
     }
     Ok(())
-}
-
-/// Test hook of the crash-safety tests (`crates/orpo-cli/tests/crash.rs`): when the environment
-/// variable `ORPO_TEST_PAUSE_IN_CHECKPOINT_MS` holds a number N, announce `what` on stderr and
-/// sleep N ms, so that a test can kill the process at exactly this point of a save. Called with
-/// a checkpoint half written (weights, no optimizer state yet) and complete but not renamed.
-/// Unset (always, outside those tests) it does nothing.
-pub(crate) fn test_pause(what: &str, path: &Path) {
-    let Some(ms) = std::env::var_os("ORPO_TEST_PAUSE_IN_CHECKPOINT_MS")
-        .and_then(|v| v.to_str().and_then(|v| v.parse::<u64>().ok()))
-    else {
-        return;
-    };
-    eprintln!("orpo-test-pause: {what}: {}", path.display());
-    std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
 /// Deletes the oldest checkpoints beyond `limit`.

@@ -54,7 +54,9 @@ pub enum ConfigError {
     },
 }
 
-/// How the training set is ordered each epoch (transformers' `train_sampling_strategy`).
+/// How the training set is ordered each epoch (transformers' `train_sampling_strategy`): the
+/// values the key accepts, a subset of [`orpo_data::BatchOrder`] (which also groups by length)
+/// that it converts into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum SamplingStrategy {
@@ -63,6 +65,16 @@ pub enum SamplingStrategy {
     Random,
     /// Dataset order.
     Sequential,
+}
+
+impl From<SamplingStrategy> for orpo_data::BatchOrder {
+    /// The batch order of the data crate that a `train_sampling_strategy` value asks for.
+    fn from(strategy: SamplingStrategy) -> Self {
+        match strategy {
+            SamplingStrategy::Random => orpo_data::BatchOrder::Random,
+            SamplingStrategy::Sequential => orpo_data::BatchOrder::Sequential,
+        }
+    }
 }
 
 /// Learning-rate schedule after warm-up (transformers' `lr_scheduler_type`).
@@ -137,16 +149,9 @@ impl StepRatios {
     }
 }
 
-/// Which end of an over-long prompt is kept (TRL's `truncation_mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum TruncationMode {
-    /// Keep the end of the prompt (closest to the completion).
-    #[default]
-    KeepEnd,
-    /// Keep the start of the prompt.
-    KeepStart,
-}
+/// Which end of an over-long prompt is kept (TRL's `truncation_mode`): the tokenizer's own
+/// setting, `keep_end` or `keep_start`.
+pub use orpo_data::TruncationMode;
 
 /// Every key of a training run. `Default` gives TRL's defaults (ORPOConfig v0.25 overrides
 /// `learning_rate` to 1e-6 and `logging_steps` to 10).

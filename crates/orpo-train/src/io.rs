@@ -1,5 +1,6 @@
-//! Small file helpers: atomic writes (shared with `orpo-model`) and f32 safetensors for
-//! optimizer state.
+//! Small file helpers: atomic writes (shared with `orpo-model`), f32 safetensors for
+//! optimizer state, and the crash tests' pause hook. The bottom of the crate: it imports
+//! nothing of it.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -16,7 +17,7 @@ pub fn write_safetensors(
 ) -> std::io::Result<()> {
     // In a checkpoint the weights are written by now and this file and the trainer state are
     // not: the point where a crash leaves a half-written checkpoint directory.
-    crate::checkpoint::test_pause("half written, before", path);
+    test_pause("half written, before", path);
     let bytes: Vec<(String, Vec<u8>, usize)> = tensors
         .iter()
         .map(|(n, v)| {
@@ -37,6 +38,21 @@ pub fn write_safetensors(
         .collect::<std::io::Result<Vec<_>>>()?;
     let buffer = safetensors::serialize(views, Some(metadata)).map_err(std::io::Error::other)?;
     write_atomic(path, &buffer)
+}
+
+/// Test hook of the crash-safety tests (`crates/orpo-cli/tests/crash.rs`): when the environment
+/// variable `ORPO_TEST_PAUSE_IN_CHECKPOINT_MS` holds a number N, announce `what` on stderr and
+/// sleep N ms, so that a test can kill the process at exactly this point of a save. Called with
+/// a checkpoint half written (weights, no optimizer state yet) and complete but not renamed.
+/// Unset (always, outside those tests) it does nothing.
+pub(crate) fn test_pause(what: &str, path: &Path) {
+    let Some(ms) = std::env::var_os("ORPO_TEST_PAUSE_IN_CHECKPOINT_MS")
+        .and_then(|v| v.to_str().and_then(|v| v.parse::<u64>().ok()))
+    else {
+        return;
+    };
+    eprintln!("orpo-test-pause: {what}: {}", path.display());
+    std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
 /// Named f32 vectors and the file's metadata.

@@ -28,6 +28,7 @@ pub mod precision;
 pub mod progress;
 pub mod samples;
 pub mod schedule;
+pub mod setup;
 pub mod tensorboard;
 pub mod trainer;
 
@@ -38,6 +39,7 @@ pub use config::{
 pub use device::training_device;
 pub use metrics::{LogEntry, read_metrics};
 pub use model::CausalLm;
+pub use setup::{Setup, SetupError};
 pub use trainer::{
     OrpoStep, OrpoTrainer, TrainSummary, check_tokenizer_fits, evaluate_pairs, loss_config,
     tokenize_config,

@@ -102,10 +102,7 @@ pub fn plan(
     // burn-train's multi-device strategy splits each epoch's items between the devices.
     let steps_per_epoch = loader_items.div_ceil(devices);
     let first_epoch = || -> Vec<usize> {
-        let order = match config.train_sampling_strategy {
-            SamplingStrategy::Random => BatchOrder::Random,
-            SamplingStrategy::Sequential => BatchOrder::Sequential,
-        };
+        let order = BatchOrder::from(config.train_sampling_strategy);
         batch_indices(
             pairs,
             config.per_device_train_batch_size,
