@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::Value as Json;
 
-use crate::config::{LlamaConfig, RopeScaling};
+use crate::config::{LlamaConfig, Quirks, RopeScaling};
 use crate::error::{ModelError, Result};
 use crate::model::LlamaForCausalLM;
 use crate::save::{HostTensor, commit_temp, temp_path};
@@ -396,7 +396,7 @@ impl LlamaForCausalLM {
 /// [`LlamaForCausalLM::hf_tensors`] returns them) of a model with `config` as a GGUF v3 file.
 ///
 /// Refused with an error naming the reason: model types other than llama, mistral and qwen2,
-/// rotary scaling (llama.cpp keeps Llama 3.1's in a `rope_freqs` tensor not written here), and
+/// family quirks (a sliding window, say: [`Quirks`] other than the default), rotary scaling (llama.cpp keeps Llama 3.1's in a `rope_freqs` tensor not written here), and
 /// tokenizers other than byte-level BPE.
 pub fn write_gguf(
     config: &LlamaConfig,
@@ -406,6 +406,18 @@ pub fn write_gguf(
     ty: GgufType,
 ) -> Result<()> {
     let (arch, permute) = gguf_arch(config)?;
+    // A Mistral with a sliding window (or any family quirk) would load in llama.cpp as plain
+    // Llama and compute something else: refuse rather than write a file that looks right.
+    if config.quirks != Quirks::default() {
+        return Err(gguf_error(
+            path,
+            format!(
+                "the model has settings the `{arch}` GGUF metadata written here cannot carry \
+                 ({:?}); only plain {arch} decoders are exported",
+                config.quirks
+            ),
+        ));
+    }
     if config.rope_scaling != RopeScaling::None {
         return Err(ModelError::Unsupported {
             path: PathBuf::from("config.json"),

@@ -23,7 +23,7 @@ fn logits(model: &LlamaForCausalLM, ids: &[i64], device: &Device) -> Vec<f32> {
         .forward_logits(input, mask)
         .into_data()
         .convert::<f32>()
-        .to_vec::<f32>()
+        .try_into_vec::<f32>()
         .unwrap()
 }
 
@@ -135,4 +135,17 @@ fn sentencepiece_tokenizers_and_missing_tokenizers_are_refused_by_name() {
         "{err}"
     );
     assert!(!out.path().join("m.gguf").exists());
+
+    // Families llama.cpp's llama/qwen2 metadata cannot describe are refused by name: a Mistral
+    // with a sliding window (a quirk), Qwen3 (another model_type).
+    let tokenizer = root().join("datasets/arith-prefs/tokenizer");
+    for (fixture, expect) in [("mistral_sw", "GGUF"), ("qwen3", "qwen3")] {
+        let dir = root().join("tests/fixtures/model").join(fixture);
+        let model = LlamaForCausalLM::from_pretrained(dir, &device).unwrap();
+        let err = model
+            .save_gguf(&out.path().join("m.gguf"), &tokenizer, GgufType::F16)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expect), "{fixture}: {err}");
+    }
 }
