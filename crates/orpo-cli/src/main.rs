@@ -7,6 +7,7 @@ mod commands;
 mod device;
 mod doctor;
 mod hub;
+mod log;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,13 @@ struct Cli {
     /// Backend to run on: cpu, wgpu, cuda or cuda:N (among those compiled in).
     #[arg(long, global = true, default_value = "cpu")]
     device: String,
+    /// Print warnings and errors only (no progress lines or bars). RUST_LOG, when set, decides
+    /// instead (e.g. RUST_LOG=orpo_train=debug).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print debug events of the orpo crates too.
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -179,6 +187,11 @@ fn main() -> ExitCode {
         eprintln!("orpo: internal error: {message}");
     }));
     let cli = Cli::parse();
+    log::install(match (cli.quiet, cli.verbose) {
+        (true, _) => log::Verbosity::Quiet,
+        (_, true) => log::Verbosity::Verbose,
+        _ => log::Verbosity::Normal,
+    });
     let result = std::panic::catch_unwind(|| run(cli));
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
