@@ -105,7 +105,7 @@ fn from_hub(
 ) -> Result<PathBuf, SetupError> {
     let dir = hub::resolve(name, kind, revision, &hub::HubEnv::from_env())
         .with_context(|| format!("{what} `{name}`"))?;
-    eprintln!("{what} `{name}` → {}", dir.display());
+    tracing::info!("{what} `{name}` → {}", dir.display());
     Ok(dir)
 }
 
@@ -126,7 +126,7 @@ fn from_hub(
 /// values derived from others (`max_prompt_length`).
 fn say_config_warnings(config: &OrpoConfig) {
     for line in config.warnings() {
-        eprintln!("config: {line}");
+        tracing::warn!("config: {line}");
     }
 }
 
@@ -164,7 +164,7 @@ pub fn train(
     }
     let mut trainer = OrpoTrainer::from_config(&config, devices, &setup)?.resume(resume);
     let report = &trainer.train_report;
-    eprintln!(
+    tracing::info!(
         "train: {} pairs kept of {} ({} truncated, {} dropped); {} optimizer steps",
         report.rows_out,
         report.rows_in,
@@ -173,7 +173,7 @@ pub fn train(
         trainer.total_steps()
     );
     let summary = trainer.train()?;
-    eprintln!("final model: {}", summary.final_model_dir.display());
+    tracing::info!("final model: {}", summary.final_model_dir.display());
     println!(
         "{}",
         serde_json::to_string(&summary).expect("summary serialises")
@@ -209,7 +209,7 @@ fn train_burn_train(resolved: Resolved, config: &OrpoConfig) -> Result<(), Failu
     };
     // What burn-train cannot honour is a configuration error, naming the key.
     let plan = orpo_train::learner::plan(config, &pairs, devices.len()).map_err(usage)?;
-    eprintln!(
+    tracing::info!(
         "train (burn-train learner): {} pairs kept of {} ({} truncated, {} dropped); {} \
          optimizer steps in {} epoch(s)",
         report.rows_out,
@@ -236,7 +236,7 @@ fn train_burn_train(resolved: Resolved, config: &OrpoConfig) -> Result<(), Failu
         tokenizer.padding_id(),
         options,
     )?;
-    eprintln!("final model: {}", summary.final_model_dir.display());
+    tracing::info!("final model: {}", summary.final_model_dir.display());
     println!(
         "{}",
         serde_json::to_string(&summary).expect("summary serialises")
@@ -271,7 +271,7 @@ pub fn eval(
     }
     let mut metrics = evaluate_pairs(&model, &pairs, tokenizer.padding_id(), &config);
     metrics.insert("eval_samples".into(), pairs.len() as f64);
-    eprintln!(
+    tracing::info!(
         "evaluated {} pairs of {} [{split}]",
         pairs.len(),
         dataset.display()
@@ -488,7 +488,7 @@ pub fn export(
             max_shard_size,
         )?;
     }
-    eprintln!("wrote {}", out.display());
+    tracing::info!("wrote {}", out.display());
     Ok(())
 }
 
