@@ -2,13 +2,15 @@
 //!
 //! - [`OrpoConfig`]: the YAML keys of TRL's `ORPOConfig` / transformers' `TrainingArguments`,
 //!   with their defaults; unknown keys and wrong types are errors naming the key.
+//! - [`setup`]: a config resolved into training devices, model, tokenizer and train / eval
+//!   splits as the `orpo` binary resolves it ([`OrpoTrainer::from_config`]).
 //! - [`OrpoTrainer`]: tokenizes a [`PreferenceDataset`](orpo_data::PreferenceDataset), then
 //!   trains any [`CausalLm`] with the chunked ORPO loss of `orpo-loss`: gradient accumulation,
 //!   global-norm clipping, PyTorch-exact AdamW (no decay on biases and norms), linear / cosine /
 //!   constant schedules with warm-up, step-level logging, evaluation, atomic checkpoints and
 //!   exact resume.
 //! - Outputs in `output_dir`: `metrics.jsonl`, `metrics.csv`, `config.yaml`,
-//!   `checkpoint-<step>/`, `plots/*.svg`, `final/` (Hugging Face layout).
+//!   `checkpoint-<step>/`, `plots/` (PNG and SVG), `final/` (Hugging Face layout).
 //! - LoRA (`use_peft: true`, [`lora`]): adapters on frozen weights, checkpoints holding the
 //!   PEFT adapter, `final/` as an adapter directory and/or the merged model.
 
