@@ -149,17 +149,29 @@ fn tick_step(range: f64, max: usize) -> f64 {
     if range <= 0.0 || !range.is_finite() {
         return 1.0;
     }
-    let mut step = 10f64.powf(range.log10().floor() + 1.0);
-    loop {
-        let mut next = step;
-        for factor in [0.5, 0.2, 0.1] {
-            let candidate = step * factor;
-            if (range / candidate).floor() as usize + 1 > max {
-                return next;
-            }
-            next = candidate;
+    // 10^k computed so that negative powers are exact decimals (1 / 100, not 10^-2 in floats).
+    let power = |k: i32| {
+        if k >= 0 {
+            10f64.powi(k)
+        } else {
+            1.0 / 10f64.powi(-k)
         }
-        step = next;
+    };
+    let mut k = range.log10().floor() as i32 + 1;
+    let mut best = power(k);
+    loop {
+        for mantissa in [5.0, 2.0, 1.0] {
+            let step = if k > 0 {
+                mantissa * power(k - 1)
+            } else {
+                mantissa / power(1 - k)
+            };
+            if (range / step).floor() as usize + 1 > max {
+                return best;
+            }
+            best = step;
+        }
+        k -= 1;
     }
 }
 
@@ -458,15 +470,29 @@ mod tests {
             "rejected (train)",
             "chosen (eval)",
             "rejected (eval)",
-            ">20<",
-            ">40<",
+            "20",
+            "40",
         ] {
-            assert!(svg.contains(text), "logps.svg lacks {text}");
+            // plotters writes each text on a line of its own inside <text>.
+            assert!(
+                svg.contains(&format!("\n{text}\n</text>")),
+                "logps.svg lacks {text}"
+            );
         }
-        assert_eq!(svg.matches("<polyline").count(), 4, "one line per series");
+        for color in [BLUE, RED, PURPLE, ORANGE] {
+            let stroke = format!("stroke=\"#{:02X}{:02X}{:02X}\"", color.0, color.1, color.2);
+            assert!(
+                svg.lines()
+                    .any(|l| l.starts_with("<polyline") && l.contains(&stroke)),
+                "logps.svg has no line in {stroke}"
+            );
+        }
         let acc = std::fs::read_to_string(dir.path().join("rewards_accuracy.svg")).unwrap();
-        for tick in [">0.0<", ">0.2<", ">1.0<"] {
-            assert!(acc.contains(tick), "rewards_accuracy.svg lacks tick {tick}");
+        for tick in ["0.0", "0.2", "1.0"] {
+            assert!(
+                acc.contains(&format!("\n{tick}\n</text>")),
+                "rewards_accuracy.svg lacks tick {tick}"
+            );
         }
     }
 
