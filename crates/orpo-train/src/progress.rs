@@ -319,7 +319,7 @@ mod tests {
             step: 2,
             epoch: 0.5,
             values: [
-                ("loss".to_string(), 0.693_147),
+                ("loss".to_string(), 0.693_12),
                 ("nll_loss".to_string(), 0.6),
                 ("rewards/accuracies".to_string(), 0.5),
                 ("learning_rate".to_string(), 1e-5),

@@ -32,14 +32,14 @@ fn entries() -> Vec<LogEntry> {
             1,
             0.25,
             &[
-                ("loss", 2.718_281_828),
+                ("loss", std::f64::consts::E),
                 ("nll_loss", 2.5),
                 ("grad_norm", 13.25),
                 ("learning_rate", 8e-6),
                 ("rewards/accuracies", 0.5),
                 ("rewards/chosen", -0.125),
                 ("logps/chosen", -25.0),
-                ("log_odds_ratio", -0.693_147_18),
+                ("log_odds_ratio", -std::f64::consts::LN_2),
             ],
         ),
         entry(
@@ -130,5 +130,5 @@ fn scalars_read_back_as_tensorboard_read_them() {
     }
     assert_eq!(python["eval/loss"], [(2, 1.75, 1_700_000_002.5)]);
     assert_eq!(python["train/epoch"].len(), 3);
-    assert_eq!(python["train/loss"][0].1, 2.718_281_828_f32 as f64);
+    assert_eq!(python["train/loss"][0].1, std::f32::consts::E as f64);
 }
