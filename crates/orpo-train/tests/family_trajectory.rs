@@ -1,0 +1,147 @@
+//! Trajectory parity with TRL for the model families beyond Llama: the 10-step ORPO run of
+//! TRL 1.16's `ORPOTrainer` on each family's tiny checkpoint (`tests/fixtures/model/<family>/
+//! trajectory/`, written by `scripts/make_family_fixtures.py` and
+//! `scripts/make_family_fixtures_gemma_phi.py`: vocabulary 512 = the bundled tokenizer's, the
+//! first 40 pairs of `tests/fixtures/train/pairs.jsonl`, AdamW lr 1e-3, constant schedule, batch
+//! 4, sequential order, f32). Every step's loss and metrics within 1e-4 relative of TRL's (the
+//! near-zero differences `rewards/margins` and `log_odds_chosen` absolutely), the logged
+//! `grad_norm` within 1e-4, and each tensor's total update within 1e-4 of TRL's by L2 norm. The
+//! scripts check that TRL tokenizes the rows as the Llama fixture records, which
+//! tests/trl_trajectory.rs checks against ours.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::tensor::Device;
+use orpo_model::LlamaForCausalLM;
+use serde_json::Value;
+
+mod common;
+
+use common::{config, f, fixture_data, root, train_and_read_metrics, u};
+
+fn rel_err(ours: f64, theirs: f64) -> f64 {
+    (ours - theirs).abs() / theirs.abs().max(f64::MIN_POSITIVE)
+}
+
+fn l2(v: &[f32]) -> f64 {
+    v.iter()
+        .map(|&x| (x as f64) * (x as f64))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Per-tensor values of a safetensors file, by tensor name.
+fn tensors(path: &Path) -> BTreeMap<String, Vec<f32>> {
+    let (tensors, _) = orpo_train::io::read_safetensors(path).unwrap();
+    tensors.into_iter().collect()
+}
+
+/// `(metric, relative tolerance, absolute tolerance)`: a metric passes within either.
+const METRIC_TOLERANCES: [(&str, f64, f64); 12] = [
+    ("loss", 1e-4, 0.0),
+    ("nll_loss", 1e-4, 0.0),
+    ("logps/chosen", 1e-4, 0.0),
+    ("logps/rejected", 1e-4, 0.0),
+    ("rewards/chosen", 1e-4, 0.0),
+    ("rewards/rejected", 1e-4, 0.0),
+    ("log_odds_ratio", 1e-4, 0.0),
+    ("logits/chosen", 1e-4, 1e-6),
+    ("logits/rejected", 1e-4, 1e-6),
+    ("rewards/margins", 0.0, 1e-6),
+    ("log_odds_chosen", 0.0, 1e-5),
+    ("grad_norm", 1e-4, 0.0),
+];
+
+fn trajectory(name: &str) {
+    let dir = root()
+        .join("tests/fixtures/model")
+        .join(name)
+        .join("trajectory");
+    let text = std::fs::read_to_string(dir.join("trajectory.json")).unwrap();
+    let fx: Value = serde_json::from_str(&text).unwrap();
+    let settings = &fx["settings"];
+    let steps = fx["steps"].as_array().unwrap();
+    let rows = u(settings, "rows");
+    assert_eq!(
+        rows,
+        u(settings, "max_steps") * u(settings, "per_device_train_batch_size")
+    );
+    let device = Device::flex().autodiff();
+    let model = LlamaForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
+    assert_eq!(model.config.model_type, read_model_type(&dir));
+    // The trainer reads the rows in order: the run sees the first `rows` pairs, as TRL's did.
+    let (tokenizer, data) = fixture_data(&root().join("tests/fixtures/train"));
+    let out = tempfile::tempdir().unwrap();
+    let cfg = config(settings, out.path());
+    let logged = train_and_read_metrics(model, cfg, data, tokenizer);
+    assert_eq!(logged.len(), steps.len(), "{name}: one log line per step");
+
+    let mut failures = Vec::new();
+    let mut worst: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
+    for (entry, trl) in logged.iter().zip(steps) {
+        let step = u(trl, "step");
+        assert_eq!(entry.step, step);
+        for (metric, rel, abs) in METRIC_TOLERANCES {
+            let (ours, theirs) = (entry.values[metric], f(trl, metric));
+            let diff = (ours - theirs).abs();
+            let e = if rel > 0.0 {
+                rel_err(ours, theirs)
+            } else {
+                diff
+            };
+            let w = worst.entry(metric).or_default();
+            if e > w.0 {
+                *w = (e, step);
+            }
+            if diff > abs && (rel == 0.0 || rel_err(ours, theirs) > rel) {
+                failures.push(format!(
+                    "{name} step {step} {metric}: ours {ours:.7e}, TRL {theirs:.7e}"
+                ));
+            }
+        }
+        let (ours, theirs) = (
+            entry.values["rewards/accuracies"],
+            f(trl, "rewards/accuracies"),
+        );
+        if (ours - theirs).abs() > 1e-6 {
+            failures.push(format!(
+                "{name} step {step} rewards/accuracies: ours {ours}, TRL {theirs}"
+            ));
+        }
+    }
+    eprintln!("{name}: worst (error, step) per metric {worst:?}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    let initial = tensors(&dir.join("model/model.safetensors"));
+    let fin = tensors(&out.path().join("final/model.safetensors"));
+    for (tensor, expected) in fx["update_norms"].as_object().unwrap() {
+        let (a, b) = (&fin[tensor], &initial[tensor]);
+        let update: Vec<f32> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+        let e = rel_err(l2(&update), expected.as_f64().unwrap());
+        assert!(e < 1e-4, "{name} {tensor}: update norm differs by {e:.2e}");
+        let ew = rel_err(l2(a), fx["final_weight_norms"][tensor].as_f64().unwrap());
+        assert!(ew < 1e-5, "{name} {tensor}: final norm differs by {ew:.2e}");
+    }
+}
+
+fn read_model_type(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("model/config.json")).unwrap();
+    let config: Value = serde_json::from_str(&text).unwrap();
+    config["model_type"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn qwen3_follows_trls_trajectory() {
+    trajectory("qwen3");
+}
+
+#[test]
+fn smollm3_follows_trls_trajectory() {
+    trajectory("smollm3");
+}
+
+#[test]
+fn mistral_sliding_window_follows_trls_trajectory() {
+    trajectory("mistral_sw");
+}
