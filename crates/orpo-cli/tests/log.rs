@@ -113,6 +113,18 @@ fn lines_quiet_rust_log_tensorboard_and_samples() {
     assert!(err.contains("warning: config:"), "{err}");
     assert!(stdout.contains("\"global_step\":2"), "{stdout}");
 
+    // -v: our crates' debug events too (tokenization reports, event and sample writes).
+    let out = tmp.path().join("verbose");
+    let (code, _, err) = train(&out, &["-v"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("debug: orpo_train::progress: tokenizing train: ")),
+        "{err}"
+    );
+    assert!(err.contains("sample rows"), "{err}");
+    assert!(err.contains("step 2/2 | epoch "), "{err}");
+
     // RUST_LOG decides over -q.
     let out = tmp.path().join("rust_log");
     let (code, _, err) = train(&out, &["-q"], &[("RUST_LOG", "orpo_train=info")]);

@@ -177,6 +177,15 @@ pub fn tokenize_reporting(
     let out =
         dataset.tokenize_with_progress(tokenizer, config, &|n| progress.task_advance(n as u64));
     progress.task_end();
+    if let Ok((_, report)) = &out {
+        tracing::debug!(
+            "{what}: {} pairs of {} rows ({} truncated, {} dropped)",
+            report.rows_out,
+            report.rows_in,
+            report.truncated,
+            report.dropped_total()
+        );
+    }
     out
 }
 

@@ -171,6 +171,7 @@ impl SamplesWriter {
         }
         file.write_all(text.as_bytes())?;
         file.flush()?;
+        tracing::debug!("{}: {} sample rows", self.path.display(), rows.len());
         Ok(())
     }
 }

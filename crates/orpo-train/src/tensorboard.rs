@@ -99,6 +99,11 @@ impl EventWriter {
             self.add_scalar(&tensorboard_tag(name), *value as f32, step, wall_time)?;
         }
         self.add_scalar("train/epoch", entry.epoch as f32, step, wall_time)?;
+        tracing::debug!(
+            "{}: {} scalars at step {step}",
+            self.path.display(),
+            entry.values.len() + 1
+        );
         self.out.flush()
     }
 
