@@ -196,14 +196,26 @@ fn train_burn_train(resolved: Resolved, config: &OrpoConfig) -> Result<(), Failu
     let (train, test) = (datasets.train, datasets.eval);
     check_tokenizer_fits(model.config.vocab_size, &tokenizer)?;
     let tokenize = tokenize_config(config);
-    let (pairs, report) = train
-        .tokenize(&tokenizer, &tokenize)
-        .context("tokenizing the training split")?;
+    let progress = orpo_train::progress::global();
+    let (pairs, report) = orpo_train::progress::tokenize_reporting(
+        &train,
+        &tokenizer,
+        &tokenize,
+        &*progress,
+        "tokenizing train",
+    )
+    .context("tokenizing the training split")?;
     let eval_pairs = match test {
         Some(test) => {
-            test.tokenize(&tokenizer, &tokenize)
-                .context("tokenizing the evaluation split")?
-                .0
+            orpo_train::progress::tokenize_reporting(
+                &test,
+                &tokenizer,
+                &tokenize,
+                &*progress,
+                "tokenizing eval",
+            )
+            .context("tokenizing the evaluation split")?
+            .0
         }
         None => Vec::new(),
     };
@@ -262,7 +274,13 @@ pub fn eval(
     let split = split.unwrap_or(&config.dataset_test_split);
     let dataset = resolve_dataset(dataset, "--dataset")?;
     let data = load_split(&dataset, split, &config)?;
-    let (pairs, report) = data.tokenize(&tokenizer, &tokenize_config(&config))?;
+    let (pairs, report) = orpo_train::progress::tokenize_reporting(
+        &data,
+        &tokenizer,
+        &tokenize_config(&config),
+        &*orpo_train::progress::global(),
+        "tokenizing",
+    )?;
     if pairs.is_empty() {
         return Err(Failure::Runtime(anyhow!(
             "{} [{split}]: no usable pair ({report:?})",
