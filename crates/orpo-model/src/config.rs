@@ -203,7 +203,18 @@ impl LlamaConfig {
     }
 
     /// Builds the config from a parsed JSON object.
-    pub fn from_map(raw: Map<String, Value>, path: &Path) -> Result<Self> {
+    pub fn from_map(mut raw: Map<String, Value>, path: &Path) -> Result<Self> {
+        // transformers picks the model class by `model_type`; a config without one is read by
+        // its `architectures[0]` when that names a registered family.
+        if raw.get("model_type").is_none_or(Value::is_null)
+            && let Some(family) = raw
+                .get("architectures")
+                .and_then(|a| a.get(0))
+                .and_then(Value::as_str)
+                .and_then(crate::family::by_architecture)
+        {
+            raw.insert("model_type".into(), family.model_type.into());
+        }
         let keys = Keys { raw: &raw, path };
         let model_type = keys.string("model_type")?;
         if crate::family::is_family(&model_type) {

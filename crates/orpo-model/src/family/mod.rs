@@ -66,6 +66,11 @@ pub fn lookup(model_type: &str) -> Option<&'static Family> {
     FAMILIES.iter().find(|f| f.model_type == model_type)
 }
 
+/// The family whose transformers class is `architecture` (`architectures[0]`).
+pub fn by_architecture(architecture: &str) -> Option<&'static Family> {
+    FAMILIES.iter().find(|f| f.architecture == architecture)
+}
+
 /// Whether `model_type` is read by one of this directory's modules.
 pub(crate) fn is_family(model_type: &str) -> bool {
     lookup(model_type).is_some_and(|f| f.module)
@@ -211,6 +216,20 @@ pub(crate) fn layer_windows(
 mod tests {
     use super::FAMILIES;
     use crate::config::SUPPORTED_MODEL_TYPES;
+
+    /// A config without `model_type` is read by its `architectures[0]`.
+    #[test]
+    fn architecture_names_the_family_when_model_type_is_missing() {
+        let json = r#"{"architectures":["Qwen3ForCausalLM"],"head_dim":8,"hidden_size":16,
+            "intermediate_size":32,"num_attention_heads":2,"num_hidden_layers":1,
+            "vocab_size":64}"#;
+        let c = crate::LlamaConfig::from_json_str(json, "config.json".as_ref()).unwrap();
+        assert_eq!(c.model_type, "qwen3");
+        assert!(c.quirks.qk_norm);
+        let unknown = json.replace("Qwen3ForCausalLM", "FalconForCausalLM");
+        let err = crate::LlamaConfig::from_json_str(&unknown, "config.json".as_ref()).unwrap_err();
+        assert!(err.to_string().contains("model_type"), "{err}");
+    }
 
     /// The error's list of supported model types is the registry's.
     #[test]
