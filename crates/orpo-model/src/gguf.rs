@@ -337,7 +337,7 @@ fn tensor_type(shape: &[usize], ty: GgufType) -> GgmlType {
         GgufType::F16 => GgmlType::F16,
         GgufType::Bf16 => GgmlType::Bf16,
         // As convert_hf_to_gguf: rows that do not split into blocks of 32 fall back to f16.
-        GgufType::Q8_0 if shape[shape.len() - 1] % Q8_0_BLOCK == 0 => GgmlType::Q8_0,
+        GgufType::Q8_0 if shape[shape.len() - 1].is_multiple_of(Q8_0_BLOCK) => GgmlType::Q8_0,
         GgufType::Q8_0 => GgmlType::F16,
     }
 }
