@@ -50,7 +50,7 @@ fn max_logit_error(model: &LlamaForCausalLM, batch: &Batch, device: &Device) -> 
     let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows, cols]), device);
     let logits = model.forward_logits(ids, mask);
     let vocab = logits.dims()[2];
-    let got = logits.into_data().convert::<f32>().to_vec::<f32>().unwrap();
+    let got = logits.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
     let mut worst = 0.0f32;
     for r in 0..rows {
         for t in 0..cols {
