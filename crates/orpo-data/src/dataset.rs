@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{DataError, Result, RowOrigin};
 use crate::format::{PreferenceExample, TextExample, bad, example_from_row};
-use crate::source::{ColumnFormat, PromptMode, ReadSpec, read_file, select_split};
+use crate::read::{ColumnFormat, PromptMode, ReadSpec, read_file};
+use crate::source::select_split;
 use crate::tokenize::{TokenizeConfig, TokenizeReport, TokenizedPair};
 use crate::tokenizer::PreferenceTokenizer;
 

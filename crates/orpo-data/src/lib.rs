@@ -4,6 +4,8 @@
 //!
 //! - [`source`]: Parquet files, folders of shards, the Hugging Face dataset layout
 //!   (`data/<split>-00000-of-00002.parquet`), JSONL; splits listed and chosen by name.
+//! - [`read`]: the rows of a Parquet or JSONL file, cell by cell ([`message`]: text or chat
+//!   messages).
 //! - [`format`](mod@format): standard (strings) and conversational (lists of `{role, content}`, or the same
 //!   as JSON strings) examples, explicit or implicit prompt (TRL's `maybe_extract_prompt`).
 //! - [`template`]: Jinja chat templates from `tokenizer_config.json` with Hugging Face's
@@ -38,8 +40,10 @@ pub mod dataset;
 pub mod error;
 pub mod format;
 mod guard;
+pub mod message;
 pub mod pretokenize;
 mod prompt_prefix;
+pub mod read;
 pub mod source;
 pub mod summary;
 pub mod template;
@@ -49,9 +53,11 @@ pub mod tokenizer;
 pub use batch::{Batch, BatchOrder, Collator, batch_indices};
 pub use dataset::{DataConfig, LoadReport, PreferenceDataset};
 pub use error::{DataError, Result, RowIssue, RowOrigin};
-pub use format::{Content, Message, PreferenceExample, TextExample, extract_prompt};
+pub use format::{PreferenceExample, TextExample, extract_prompt};
+pub use message::{Content, Message};
 pub use prompt_prefix::EncodedPrompt;
-pub use source::{ColumnFormat, DataFile, FileKind, PromptMode, Split, list_splits, select_split};
+pub use read::{ColumnFormat, PromptMode};
+pub use source::{DataFile, FileKind, Split, list_splits, select_split};
 pub use summary::{DataSummary, Lengths, summarize};
 pub use template::{CHATML_TEMPLATE, ChatTemplate};
 pub use tokenize::{

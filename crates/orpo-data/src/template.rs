@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use minijinja::{Environment, Error, ErrorKind, Value, context};
 
 use crate::error::{DataError, Result};
-use crate::format::Message;
+use crate::message::Message;
 
 /// The ChatML template used when a tokenizer has none (as TRL's `setup_chat_format`).
 pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
