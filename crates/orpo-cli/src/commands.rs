@@ -274,13 +274,16 @@ pub fn eval(
     let split = split.unwrap_or(&config.dataset_test_split);
     let dataset = resolve_dataset(dataset, "--dataset")?;
     let data = load_split(&dataset, split, &config)?;
-    let (pairs, report) = orpo_train::progress::tokenize_reporting(
+    let (mut pairs, report) = orpo_train::progress::tokenize_reporting(
         &data,
         &tokenizer,
         &tokenize_config(&config),
         &*orpo_train::progress::global(),
         "tokenizing",
     )?;
+    if let Some(max) = config.max_eval_samples {
+        pairs.truncate(max);
+    }
     if pairs.is_empty() {
         return Err(Failure::Runtime(anyhow!(
             "{} [{split}]: no usable pair ({report:?})",

@@ -93,6 +93,8 @@ fn train_eval_generate_export_plot_inspect() {
         "max_length=64",
         "--set",
         "max_prompt_length=48",
+        "--set",
+        "max_eval_samples=7",
     ]);
     assert_eq!(code, 0, "{err}");
     let eval: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
@@ -100,6 +102,7 @@ fn train_eval_generate_export_plot_inspect() {
         eval["eval_rewards/accuracies"].as_f64().is_some(),
         "{stdout}"
     );
+    assert_eq!(eval["eval_samples"].as_f64(), Some(7.0), "{stdout}");
 
     let (code, _, err) = orpo(&[
         "generate",
