@@ -38,6 +38,13 @@ pub trait CausalLm: Module + Sized + Sync + 'static {
         self.save_pretrained(dir, dtype)
     }
 
+    /// The soft-cap `c` of the final logits (`c · tanh(z / c)`, Gemma 2's
+    /// `final_logit_softcapping`), which the loss applies to the output head's logits; `None`
+    /// (the default) for raw logits.
+    fn final_logit_softcap(&self) -> Option<f64> {
+        None
+    }
+
     /// The float type the model's weights were stored in when it was loaded (`dtype` /
     /// `torch_dtype` of its config.json): what `save_dtype` defaults to. `None` (the default) for
     /// a model that was never stored, which is saved in f32.
@@ -76,6 +83,10 @@ pub trait CausalLm: Module + Sized + Sync + 'static {
 }
 
 impl CausalLm for LlamaForCausalLM {
+    fn final_logit_softcap(&self) -> Option<f64> {
+        LlamaForCausalLM::final_logit_softcap(self)
+    }
+
     fn hidden_states(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2>) -> Tensor<3> {
         self.forward_hidden(input_ids, attention_mask)
     }

@@ -145,3 +145,18 @@ fn smollm3_follows_trls_trajectory() {
 fn mistral_sliding_window_follows_trls_trajectory() {
     trajectory("mistral_sw");
 }
+
+#[test]
+fn gemma2_follows_trls_trajectory() {
+    trajectory("gemma2");
+}
+
+#[test]
+fn gemma3_follows_trls_trajectory() {
+    trajectory("gemma3");
+}
+
+#[test]
+fn phi3_follows_trls_trajectory() {
+    trajectory("phi3");
+}

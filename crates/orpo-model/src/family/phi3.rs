@@ -57,7 +57,7 @@ pub(crate) fn apply(config: &mut LlamaConfig, keys: &Keys) -> Result<()> {
         ..Quirks::default()
     };
     let rotary_dim = config.rotary_dim();
-    if rotary_dim == 0 || rotary_dim % 2 != 0 {
+    if rotary_dim == 0 || !rotary_dim.is_multiple_of(2) {
         return Err(keys.invalid(
             "partial_rotary_factor",
             &format!("rotates {rotary_dim} dimensions of a head: must be a positive even number"),

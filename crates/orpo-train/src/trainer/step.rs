@@ -85,6 +85,15 @@ impl OrpoStep {
         loss: &OrpoLossConfig,
         denominators: LossDenominators,
     ) -> (Tensor<1>, Vec<(&'static str, f64)>) {
+        // The head's soft-cap belongs to the model (Gemma 2): every loss on it applies the cap.
+        let capped;
+        let loss = match model.final_logit_softcap() {
+            Some(cap) if loss.logit_softcap != Some(cap) => {
+                capped = loss.clone().with_logit_softcap(Some(cap));
+                &capped
+            }
+            _ => loss,
+        };
         let hidden = model.hidden_states(inputs.input_ids.clone(), attention);
         let (weight, bias) = model.output_head();
         let out = orpo_loss_with_denominators(hidden, weight, bias, inputs, loss, denominators);
