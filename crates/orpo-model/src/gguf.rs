@@ -26,7 +26,7 @@ use serde_json::Value as Json;
 use crate::config::{LlamaConfig, Quirks, RopeScaling};
 use crate::error::{ModelError, Result};
 use crate::model::LlamaForCausalLM;
-use crate::save::{HostTensor, commit_temp, temp_path};
+use crate::tensor_file::{HostTensor, commit_temp, temp_path};
 use crate::weights::WeightSource;
 
 const MAGIC: &[u8; 4] = b"GGUF";

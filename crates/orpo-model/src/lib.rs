@@ -28,6 +28,7 @@
 //! assert_eq!(hidden.dims(), [1, 3, 16]);
 //! ```
 
+pub mod adapters;
 pub mod attention;
 pub mod config;
 pub mod error;
@@ -41,6 +42,7 @@ pub mod model;
 pub mod rope;
 pub mod save;
 pub mod shard;
+pub mod tensor_file;
 pub mod weights;
 
 pub use config::{LlamaConfig, RopeScaling};

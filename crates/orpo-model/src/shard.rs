@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::error::{ModelError, Result};
-use crate::save::{HostTensor, SaveDtype, write_atomic, write_tensors};
+use crate::tensor_file::{HostTensor, SaveDtype, write_atomic, write_tensors};
 
 /// The index file of a sharded checkpoint.
 pub const INDEX_FILE: &str = "model.safetensors.index.json";

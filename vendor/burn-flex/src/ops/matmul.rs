@@ -501,6 +501,7 @@ fn matmul_bf16(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
 // vectorise); a bf16 training step spent more time there than in the f32 gemm itself.
 
 /// Elements per rayon task of a conversion (below it one thread converts everything).
+#[cfg(feature = "rayon")]
 const CONVERT_CHUNK: usize = 1 << 16;
 
 /// `bf16 -> f32`, exact: the bf16 bits are the f32's upper half.

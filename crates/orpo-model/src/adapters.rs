@@ -1,0 +1,344 @@
+//! LoRA adapters on the decoder ([`crate::lora`]): attaching fresh ones or a PEFT adapter
+//! directory's (burn's reparameterization, every other weight frozen), merging, and writing
+//! the adapters as PEFT does.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+
+use burn::module::{LoraAdapter, Module, Param, Reparameterizer};
+use burn::nn::Linear;
+use burn::tensor::{Distribution, Tensor};
+
+use crate::error::{ModelError, Result};
+use crate::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, LINEAR_MODULES, LoraConfig};
+use crate::model::{DecoderLayer, LlamaForCausalLM};
+use crate::tensor_file::{HostInput, HostTensor, SaveDtype, write_atomic, write_tensors};
+use crate::weights::{SafetensorsCheckpoint, WeightSource};
+
+/// Where new adapters' factors come from.
+enum AdapterInit<'a> {
+    /// PEFT's initialisation: `A` kaiming-uniform, `B` zero.
+    Fresh,
+    /// The `lora_A` / `lora_B` tensors of a PEFT adapter file.
+    File(&'a mut SafetensorsCheckpoint),
+}
+
+/// The [`Reparameterizer`] that freezes every float parameter and attaches a [`LoraAdapter`] to
+/// the targeted projection weights.
+struct PeftLora<'a> {
+    config: &'a LoraConfig,
+    init: AdapterInit<'a>,
+    adapted: BTreeSet<&'static str>,
+    error: Option<ModelError>,
+}
+
+/// `layers.{i}.{self_attn|mlp}.{module}.weight` → `(i, group, module)`.
+fn projection(path: &str) -> Option<(usize, &str, &'static str)> {
+    let parts: Vec<&str> = path.split('.').collect();
+    match parts.as_slice() {
+        ["layers", i, group @ ("self_attn" | "mlp"), module, "weight"] => {
+            let module = LINEAR_MODULES.iter().find(|m| *m == module)?;
+            Some((i.parse().ok()?, group, module))
+        }
+        _ => None,
+    }
+}
+
+/// PEFT's key prefix of a projection: `base_model.model.model.layers.{i}.{group}.{module}`.
+fn peft_prefix(layer: usize, group: &str, module: &str) -> String {
+    format!("base_model.model.model.layers.{layer}.{group}.{module}")
+}
+
+// `apply_reparameterization` takes the reparameterizer by value; a `&mut` lets `attach` read
+// back what it adapted and the first error.
+impl Reparameterizer for &mut PeftLora<'_> {
+    type Reparam = LoraAdapter;
+
+    fn reparameterize<const D: usize>(
+        &mut self,
+        path: &str,
+        param: Param<Tensor<D>>,
+    ) -> (Param<Tensor<D>>, Option<LoraAdapter>) {
+        // Everything is frozen; only the adapter factors created here train.
+        let param = param.set_require_grad(false);
+        if D != 2 || self.error.is_some() {
+            return (param, None);
+        }
+        let Some((layer, group, module)) = projection(path) else {
+            return (param, None);
+        };
+        let dims = param.lazy_shape().dims::<2>();
+        let (d_in, d_out, r) = (dims[0], dims[1], self.config.r);
+        let device = param.lazy_device();
+        let (a, b) = match &mut self.init {
+            AdapterInit::Fresh => {
+                if !self.config.targets(module) {
+                    return (param, None);
+                }
+                // PEFT: kaiming_uniform_(lora_A.weight, a=√5) on `[r, in]` is U(±1/√in).
+                let bound = 1.0 / (d_in as f64).sqrt();
+                (
+                    Tensor::<2>::random([d_in, r], Distribution::Uniform(-bound, bound), &device),
+                    Tensor::<2>::zeros([r, d_out], &device),
+                )
+            }
+            AdapterInit::File(file) => {
+                let prefix = peft_prefix(layer, group, module);
+                let a_name = format!("{prefix}.lora_A.weight");
+                if !file.contains(&a_name) {
+                    return (param, None);
+                }
+                // lora_A is `[r, in]`, lora_B `[out, r]`: read transposed, as linear weights.
+                let a = file.linear_weight(&a_name, r, d_in);
+                let b = a.and_then(|a| {
+                    file.linear_weight(&format!("{prefix}.lora_B.weight"), d_out, r)
+                        .map(|b| (a, b))
+                });
+                match b {
+                    Ok(ab) => ab,
+                    Err(e) => {
+                        self.error = Some(e);
+                        return (param, None);
+                    }
+                }
+            }
+        };
+        self.adapted.insert(module);
+        let adapter = LoraAdapter {
+            a: Param::from_tensor(a),
+            b: Param::from_tensor(b),
+            scale: self.config.scaling(),
+        };
+        (param, Some(adapter))
+    }
+}
+
+impl DecoderLayer {
+    /// The seven projections with their names relative to the layer (`self_attn.q_proj`, ...).
+    pub fn projections(&self) -> [(&'static str, &'static str, &Linear); 7] {
+        let (a, m) = (&self.self_attn, &self.mlp);
+        [
+            ("self_attn", "q_proj", &a.q_proj),
+            ("self_attn", "k_proj", &a.k_proj),
+            ("self_attn", "v_proj", &a.v_proj),
+            ("self_attn", "o_proj", &a.o_proj),
+            ("mlp", "gate_proj", &m.gate_proj),
+            ("mlp", "up_proj", &m.up_proj),
+            ("mlp", "down_proj", &m.down_proj),
+        ]
+    }
+
+    fn projections_mut(&mut self) -> [&mut Linear; 7] {
+        let (a, m) = (&mut self.self_attn, &mut self.mlp);
+        [
+            &mut a.q_proj,
+            &mut a.k_proj,
+            &mut a.v_proj,
+            &mut a.o_proj,
+            &mut m.gate_proj,
+            &mut m.up_proj,
+            &mut m.down_proj,
+        ]
+    }
+
+    fn set_lora_dropout(&mut self, dropout: f64) {
+        self.self_attn.lora_dropout = dropout;
+        self.mlp.lora_dropout = dropout;
+    }
+}
+
+impl LlamaForCausalLM {
+    /// Attaches fresh LoRA adapters (PEFT's initialisation, drawn from the device's RNG) to the
+    /// projections `config` targets and freezes every other parameter: only the adapters train.
+    /// Adapters already attached are replaced.
+    pub fn with_lora(self, config: &LoraConfig) -> Result<Self> {
+        config.validate().map_err(|message| ModelError::Lora {
+            path: "LoRA config".into(),
+            message,
+        })?;
+        self.attach(config.clone(), AdapterInit::Fresh)
+    }
+
+    /// Attaches the adapters of a PEFT adapter directory (`adapter_config.json`,
+    /// `adapter_model.safetensors`) to this base model, replacing any attached ones; every
+    /// other parameter is frozen. A tensor of the wrong shape, or one the model has no place
+    /// for, is an error naming it.
+    pub fn load_adapter(self, dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let mut config = LoraConfig::from_adapter_dir(dir)?;
+        let device = self.embed_tokens.weight.device();
+        let mut file = SafetensorsCheckpoint::open_file(dir.join(ADAPTER_WEIGHTS), &device)?;
+        // Projections with adapters are found from the tensors, not from `target_modules`
+        // (which PEFT may write as a regular expression).
+        config.target_modules = LINEAR_MODULES.map(String::from).to_vec();
+        let model = self.attach(config, AdapterInit::File(&mut file))?;
+        file.finish()?;
+        if model
+            .lora
+            .as_ref()
+            .is_none_or(|l| l.target_modules.is_empty())
+        {
+            return Err(ModelError::Lora {
+                path: dir.join(ADAPTER_WEIGHTS),
+                message: "no lora_A / lora_B tensor of a decoder projection".into(),
+            });
+        }
+        Ok(model)
+    }
+
+    fn attach(self, mut config: LoraConfig, init: AdapterInit<'_>) -> Result<Self> {
+        let mut reparameterizer = PeftLora {
+            config: &config,
+            init,
+            adapted: BTreeSet::new(),
+            error: None,
+        };
+        let mut model = self
+            .without_lora()
+            .apply_reparameterization(&mut reparameterizer);
+        if let Some(error) = reparameterizer.error {
+            return Err(error);
+        }
+        let adapted = std::mem::take(&mut reparameterizer.adapted);
+        config.target_modules = LINEAR_MODULES
+            .iter()
+            .filter(|m| adapted.contains(*m))
+            .map(|m| m.to_string())
+            .collect();
+        model.set_dropout(config.dropout);
+        model.lora = Some(config);
+        Ok(model)
+    }
+
+    /// The LoRA settings when adapters are attached.
+    pub fn lora_config(&self) -> Option<&LoraConfig> {
+        self.lora.as_ref()
+    }
+
+    /// Merges the adapters into the weights (`W ← W + scale·A·B`, burn's
+    /// `Module::materialize`) and forgets the LoRA settings. Parameters stay frozen.
+    pub fn merge_lora(self) -> Self {
+        let mut model = Module::materialize(self);
+        model.lora = None;
+        model.set_dropout(0.0);
+        model
+    }
+
+    /// Drops the adapters (without merging): the base model, still frozen.
+    pub fn without_lora(mut self) -> Self {
+        for layer in &mut self.layers {
+            for linear in layer.projections_mut() {
+                let (id, value, mapper) = linear.weight.clone().consume();
+                linear.weight = Param::from_mapped_value(id, value, mapper);
+            }
+        }
+        self.lora = None;
+        self.set_dropout(0.0);
+        self
+    }
+
+    fn set_dropout(&mut self, dropout: f64) {
+        for layer in &mut self.layers {
+            layer.set_lora_dropout(dropout);
+        }
+    }
+
+    /// The adapter factors in PEFT's names and layout: `…{module}.lora_A.weight` `[r, in]` and
+    /// `…{module}.lora_B.weight` `[out, r]`.
+    pub fn adapter_tensors(&self) -> Result<Vec<HostTensor>> {
+        let mut out = Vec::new();
+        for (index, layer) in self.layers.iter().enumerate() {
+            for (group, module, linear) in layer.projections() {
+                if let Some(adapter) = linear.weight.adapter() {
+                    let prefix = peft_prefix(index, group, module);
+                    out.push(
+                        HostInput::D2(adapter.a.val().transpose())
+                            .read(format!("{prefix}.lora_A.weight"))?,
+                    );
+                    out.push(
+                        HostInput::D2(adapter.b.val().transpose())
+                            .read(format!("{prefix}.lora_B.weight"))?,
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the adapters as a PEFT adapter directory: `adapter_config.json` and
+    /// `adapter_model.safetensors` (f32), each written atomically. Errors when no adapter is
+    /// attached.
+    pub fn save_adapter(&self, dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        let Some(config) = &self.lora else {
+            return Err(ModelError::Lora {
+                path: dir.to_path_buf(),
+                message: "the model has no LoRA adapters to save".into(),
+            });
+        };
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+        let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+        write_tensors(
+            &dir.join(ADAPTER_WEIGHTS),
+            self.adapter_tensors()?,
+            SaveDtype::F32,
+            metadata,
+        )?;
+        let text =
+            serde_json::to_string_pretty(&config.to_peft_json()).expect("JSON values serialise");
+        let path = dir.join(ADAPTER_CONFIG);
+        write_atomic(&path, text.as_bytes()).map_err(|e| ModelError::io(&path, e))
+    }
+
+    /// Counts of trainable (adapter) and total parameters, as PEFT's
+    /// `print_trainable_parameters` reports them.
+    pub fn lora_parameter_counts(&self) -> (usize, usize) {
+        let mut trainable = 0;
+        for layer in &self.layers {
+            for (_, _, linear) in layer.projections() {
+                if let Some(adapter) = linear.weight.adapter() {
+                    trainable += adapter.a.lazy_shape().num_elements()
+                        + adapter.b.lazy_shape().num_elements();
+                }
+            }
+        }
+        (trainable, self.num_params())
+    }
+}
+
+/// The adapted projections per layer (`{layer: [module, ...]}`), for diagnostics.
+pub fn adapted_modules(model: &LlamaForCausalLM) -> BTreeMap<usize, Vec<&'static str>> {
+    model
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| {
+            let names = layer
+                .projections()
+                .into_iter()
+                .filter(|(_, _, l)| l.weight.adapter().is_some())
+                .map(|(_, m, _)| m)
+                .collect();
+            (i, names)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projection_paths_parse() {
+        assert_eq!(
+            projection("layers.3.self_attn.q_proj.weight"),
+            Some((3, "self_attn", "q_proj"))
+        );
+        assert_eq!(
+            projection("layers.0.mlp.down_proj.weight"),
+            Some((0, "mlp", "down_proj"))
+        );
+        assert_eq!(projection("lm_head.weight"), None);
+        assert_eq!(projection("layers.0.mlp.down_proj.bias"), None);
+    }
+}
