@@ -10,10 +10,6 @@ use serde_json::{Map, Value};
 
 use crate::error::{ModelError, Result};
 
-/// The architectures this crate implements, as `model_type` spells them.
-/// (`crate::family::FAMILIES` in order; a unit test keeps the two equal.)
-pub const SUPPORTED_MODEL_TYPES: &str =
-    "llama, mistral, qwen2, qwen3, smollm3, gemma2, gemma3_text, phi3";
 const SUPPORTED_ACTIVATIONS: &str = "silu";
 const SUPPORTED_ROPE_TYPES: &str = "default, llama3, linear, longrope";
 
@@ -202,32 +198,11 @@ impl LlamaConfig {
         Self::from_map(raw, path)
     }
 
-    /// Builds the config from a parsed JSON object.
-    pub fn from_map(mut raw: Map<String, Value>, path: &Path) -> Result<Self> {
-        // transformers picks the model class by `model_type`; a config without one is read by
-        // its `architectures[0]` when that names a registered family.
-        if raw.get("model_type").is_none_or(Value::is_null)
-            && let Some(family) = raw
-                .get("architectures")
-                .and_then(|a| a.get(0))
-                .and_then(Value::as_str)
-                .and_then(crate::family::by_architecture)
-        {
-            raw.insert("model_type".into(), family.model_type.into());
-        }
+    /// Reads the decoder every family shares, the Llama way (`llama`, `mistral`, `qwen2`; a
+    /// family module reads its own keys on top: [`LlamaConfig::from_map`] picks).
+    pub(crate) fn from_base_map(raw: Map<String, Value>, path: &Path) -> Result<Self> {
         let keys = Keys { raw: &raw, path };
         let model_type = keys.string("model_type")?;
-        if crate::family::is_family(&model_type) {
-            return crate::family::from_map(raw, path);
-        }
-        if crate::family::lookup(&model_type).is_none() {
-            return Err(ModelError::Unsupported {
-                path: path.to_path_buf(),
-                what: "model_type",
-                found: model_type,
-                supported: SUPPORTED_MODEL_TYPES,
-            });
-        }
         let hidden_act = keys
             .opt_string("hidden_act")?
             .unwrap_or_else(|| "silu".into());
@@ -310,8 +285,8 @@ impl LlamaConfig {
         })
     }
 
-    /// The JSON to write as `config.json`: the original keys with ours updated.
-    pub fn to_json(&self) -> Value {
+    /// The keys of `config.json` every family shares: the original keys with ours updated.
+    pub(crate) fn shared_json(&self) -> Map<String, Value> {
         let mut map = self.raw.clone();
         let mut set = |k: &str, v: Value| {
             map.insert(k.to_string(), v);
@@ -330,10 +305,12 @@ impl LlamaConfig {
             self.max_position_embeddings.into(),
         );
         set("tie_word_embeddings", self.tie_word_embeddings.into());
-        if crate::family::is_family(&self.model_type) {
-            return crate::family::to_json(self, map);
-        }
-        set("hidden_act", "silu".into());
+        map
+    }
+
+    /// `config.json` of a base decoder (`llama`, `mistral`, `qwen2`) from [`Self::shared_json`].
+    pub(crate) fn base_to_json(&self, mut map: Map<String, Value>) -> Value {
+        map.insert("hidden_act".into(), "silu".into());
         if !map.contains_key("rope_parameters") {
             map.insert("rope_theta".into(), self.rope_theta.into());
         }

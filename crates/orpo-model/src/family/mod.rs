@@ -27,9 +27,14 @@ pub struct Family {
     /// `architectures[0]` (the class transformers loads it with).
     pub architecture: &'static str,
     /// Whether a module of this directory reads its config ([`from_map`]); the others (Llama,
-    /// Mistral, Qwen2) are the base decoder `LlamaConfig::from_map` reads directly.
+    /// Mistral, Qwen2) are the base decoder `LlamaConfig::from_base_map` reads directly.
     module: bool,
 }
+
+/// The architectures this crate implements, as `model_type` spells them ([`FAMILIES`] in
+/// order; a unit test keeps the two equal).
+pub const SUPPORTED_MODEL_TYPES: &str =
+    "llama, mistral, qwen2, qwen3, smollm3, gemma2, gemma3_text, phi3";
 
 /// Every family this crate implements, the registry the config reader, the unsupported-model
 /// error and `config.json` on save go through.
@@ -57,6 +62,44 @@ impl Family {
             model_type,
             architecture,
             module: true,
+        }
+    }
+}
+
+impl LlamaConfig {
+    /// Builds the config from a parsed JSON object: the family its `model_type` names (or, when
+    /// it has none, its `architectures[0]`, as transformers picks the model class) reads it; a
+    /// type no family implements is an error listing those that are.
+    pub fn from_map(mut raw: Map<String, Value>, path: &Path) -> Result<Self> {
+        if raw.get("model_type").is_none_or(Value::is_null)
+            && let Some(family) = raw
+                .get("architectures")
+                .and_then(|a| a.get(0))
+                .and_then(Value::as_str)
+                .and_then(by_architecture)
+        {
+            raw.insert("model_type".into(), family.model_type.into());
+        }
+        let model_type = Keys { raw: &raw, path }.string("model_type")?;
+        match lookup(&model_type) {
+            Some(family) if family.module => from_map(raw, path),
+            Some(_) => Self::from_base_map(raw, path),
+            None => Err(ModelError::Unsupported {
+                path: path.to_path_buf(),
+                what: "model_type",
+                found: model_type,
+                supported: SUPPORTED_MODEL_TYPES,
+            }),
+        }
+    }
+
+    /// The JSON to write as `config.json`: the original keys with ours updated.
+    pub fn to_json(&self) -> Value {
+        let map = self.shared_json();
+        if is_family(&self.model_type) {
+            to_json(self, map)
+        } else {
+            self.base_to_json(map)
         }
     }
 }
@@ -107,7 +150,7 @@ pub(crate) fn from_map(raw: Map<String, Value>, path: &Path) -> Result<LlamaConf
     } else if !llama_keys {
         base.entry("rms_norm_eps").or_insert(1e-5.into());
     }
-    let mut config = LlamaConfig::from_map(base, path)?;
+    let mut config = LlamaConfig::from_base_map(base, path)?;
     config.model_type = model_type.clone();
     match model_type.as_str() {
         gemma2::MODEL_TYPE => gemma2::apply(&mut config, &keys)?,
@@ -214,8 +257,7 @@ pub(crate) fn layer_windows(
 
 #[cfg(test)]
 mod tests {
-    use super::FAMILIES;
-    use crate::config::SUPPORTED_MODEL_TYPES;
+    use super::{FAMILIES, SUPPORTED_MODEL_TYPES};
 
     /// A config without `model_type` is read by its `architectures[0]`.
     #[test]
