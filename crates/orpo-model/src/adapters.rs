@@ -150,13 +150,23 @@ impl DecoderLayer {
 impl LlamaForCausalLM {
     /// Attaches fresh LoRA adapters (PEFT's initialisation, drawn from the device's RNG) to the
     /// projections `config` targets and freezes every other parameter: only the adapters train.
-    /// Adapters already attached are replaced.
+    /// Adapters already attached are replaced. The targets are the family's
+    /// ([`crate::family::lora_targets`]: `all-linear` is its linear layers, a name it does not
+    /// have is an error listing those it has).
     pub fn with_lora(self, config: &LoraConfig) -> Result<Self> {
-        config.validate().map_err(|message| ModelError::Lora {
+        let error = |message| ModelError::Lora {
             path: "LoRA config".into(),
             message,
-        })?;
-        self.attach(config.clone(), AdapterInit::Fresh)
+        };
+        config.validate().map_err(error)?;
+        let target_modules =
+            crate::family::lora_targets(&self.config.model_type, &config.target_modules)
+                .map_err(error)?;
+        let config = LoraConfig {
+            target_modules,
+            ..config.clone()
+        };
+        self.attach(config, AdapterInit::Fresh)
     }
 
     /// Attaches the adapters of a PEFT adapter directory (`adapter_config.json`,
@@ -166,6 +176,14 @@ impl LlamaForCausalLM {
     pub fn load_adapter(self, dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
         let mut config = LoraConfig::from_adapter_dir(dir)?;
+        if !config.target_modules.is_empty() {
+            crate::family::lora_targets(&self.config.model_type, &config.target_modules).map_err(
+                |message| ModelError::Lora {
+                    path: dir.join(ADAPTER_CONFIG),
+                    message,
+                },
+            )?;
+        }
         let device = self.embed_tokens.weight.device();
         let mut file = SafetensorsCheckpoint::open_file(dir.join(ADAPTER_WEIGHTS), &device)?;
         // Projections with adapters are found from the tensors, not from `target_modules`

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{Keys, LlamaConfig};
 use crate::error::{ModelError, Result};
+use crate::lora::{FUSED_MODULES, LINEAR_MODULES};
 
 /// One model family: the names `config.json` gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub struct Family {
     pub model_type: &'static str,
     /// `architectures[0]` (the class transformers loads it with).
     pub architecture: &'static str,
+    /// PEFT's LoRA target names of one decoder layer, in layer order: what `all-linear`
+    /// covers and the names a LoRA config may give for this family ([`lora_targets`]).
+    pub lora_targets: &'static [&'static str],
     /// Whether a module of this directory reads its config ([`from_map`]); the others (Llama,
     /// Mistral, Qwen2) are the base decoder `LlamaConfig::from_base_map` reads directly.
     module: bool,
@@ -46,7 +50,7 @@ pub const FAMILIES: [Family; 8] = [
     Family::module(smollm3::MODEL_TYPE, smollm3::ARCHITECTURE),
     Family::module(gemma2::MODEL_TYPE, gemma2::ARCHITECTURE),
     Family::module(gemma3::MODEL_TYPE, gemma3::ARCHITECTURE),
-    Family::module(phi3::MODEL_TYPE, phi3::ARCHITECTURE),
+    Family::module(phi3::MODEL_TYPE, phi3::ARCHITECTURE).with_lora_targets(&phi3::LORA_TARGETS),
 ];
 
 impl Family {
@@ -54,6 +58,7 @@ impl Family {
         Self {
             model_type,
             architecture,
+            lora_targets: &LINEAR_MODULES,
             module: false,
         }
     }
@@ -61,8 +66,13 @@ impl Family {
         Self {
             model_type,
             architecture,
+            lora_targets: &LINEAR_MODULES,
             module: true,
         }
+    }
+    const fn with_lora_targets(mut self, targets: &'static [&'static str]) -> Self {
+        self.lora_targets = targets;
+        self
     }
 }
 
@@ -112,6 +122,52 @@ pub fn lookup(model_type: &str) -> Option<&'static Family> {
 /// The family whose transformers class is `architecture` (`architectures[0]`).
 pub fn by_architecture(architecture: &str) -> Option<&'static Family> {
     FAMILIES.iter().find(|f| f.architecture == architecture)
+}
+
+/// The LoRA targets of a `model_type`'s layers from a config's resolved `target_modules`
+/// ([`crate::lora::resolve_target_modules`], which expands `all-linear` to the Llama layout's
+/// seven names: a family with other layers gets its own [`Family::lora_targets`] for them).
+/// A name the family does not have is an error naming the ones it has; so is a fused
+/// projection (Phi-3's `qkv_proj`, `gate_up_proj`): the decoder holds it as separate linear
+/// layers, and PEFT's one adapter on the fused weight (one `A` shared by q, k and v) is not
+/// what separate adapters compute.
+pub fn lora_targets(
+    model_type: &str,
+    targets: &[String],
+) -> std::result::Result<Vec<String>, String> {
+    let family = lookup(model_type);
+    let valid = family.map_or(&LINEAR_MODULES[..], |f| f.lora_targets);
+    let all_linear = targets.len() == LINEAR_MODULES.len()
+        && targets.iter().zip(LINEAR_MODULES).all(|(t, m)| t == m);
+    let wanted: Vec<String> = if all_linear {
+        valid.iter().map(|m| m.to_string()).collect()
+    } else {
+        targets.to_vec()
+    };
+    let arch = family.map_or("", |f| f.architecture);
+    for name in &wanted {
+        if !valid.contains(&name.as_str()) {
+            return Err(format!(
+                "LoRA target module `{name}` is not a linear layer of {model_type} ({arch}); \
+                 its targets are {} or all-linear",
+                valid.join(", ")
+            ));
+        }
+        if FUSED_MODULES.contains(&name.as_str()) {
+            let split: Vec<&str> = valid
+                .iter()
+                .copied()
+                .filter(|m| !FUSED_MODULES.contains(m))
+                .collect();
+            return Err(format!(
+                "LoRA on {model_type}'s fused `{name}` is not supported: the decoder splits it \
+                 into separate projections, and PEFT's one adapter on the fused weight shares \
+                 its A between them; target {} instead",
+                split.join(", ")
+            ));
+        }
+    }
+    Ok(wanted)
 }
 
 /// Whether `model_type` is read by one of this directory's modules.

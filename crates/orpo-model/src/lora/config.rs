@@ -21,6 +21,22 @@ pub const LINEAR_MODULES: [&str; 7] = [
     "up_proj",
     "down_proj",
 ];
+/// Fused projections some families store (Phi-3's `qkv_proj` = `[q; k; v]` rows and
+/// `gate_up_proj` = `[gate; up]`): PEFT names them as LoRA targets of those families.
+pub const FUSED_MODULES: [&str; 2] = ["qkv_proj", "gate_up_proj"];
+/// Every LoRA target name some family has, in layer order (what a config may name before the
+/// model's family is known; [`crate::family::lora_targets`] checks them against the family).
+pub const KNOWN_MODULES: [&str; 9] = [
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "qkv_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "gate_up_proj",
+    "down_proj",
+];
 /// PEFT's default targets for Llama, Mistral and Qwen2 when `target_modules` is unset
 /// (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`), which TRL's `ModelConfig` keeps.
 pub const DEFAULT_TARGET_MODULES: [&str; 2] = ["q_proj", "v_proj"];
@@ -58,7 +74,10 @@ impl Default for LoraConfig {
     }
 }
 
-/// Expands `all-linear` and checks the names of `target_modules`; returns them in layer order.
+/// Expands `all-linear` (to the Llama layout's [`LINEAR_MODULES`]; the model's family maps it
+/// to its own layers when adapters are attached, [`crate::family::lora_targets`]) and checks the
+/// names of `target_modules` against every family's ([`KNOWN_MODULES`]); returns them in layer
+/// order.
 pub fn resolve_target_modules<S: AsRef<str>>(
     names: &[S],
 ) -> std::result::Result<Vec<String>, String> {
@@ -67,19 +86,21 @@ pub fn resolve_target_modules<S: AsRef<str>>(
         let name = name.as_ref();
         if name == ALL_LINEAR {
             wanted.extend(LINEAR_MODULES);
-        } else if let Some(known) = LINEAR_MODULES.iter().find(|m| **m == name) {
+        } else if let Some(known) = KNOWN_MODULES.iter().find(|m| **m == name) {
             wanted.insert(*known);
         } else {
             return Err(format!(
-                "unknown LoRA target module `{name}`; expected `{ALL_LINEAR}` or names among {}",
-                LINEAR_MODULES.join(", ")
+                "unknown LoRA target module `{name}`; expected `{ALL_LINEAR}` or names among {} \
+                 (Phi-3: {})",
+                LINEAR_MODULES.join(", "),
+                crate::family::phi3::LORA_TARGETS.join(", ")
             ));
         }
     }
     if wanted.is_empty() {
         return Err("no LoRA target module given".into());
     }
-    Ok(LINEAR_MODULES
+    Ok(KNOWN_MODULES
         .iter()
         .filter(|m| wanted.contains(*m))
         .map(|m| m.to_string())

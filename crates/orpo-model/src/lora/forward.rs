@@ -1,8 +1,8 @@
 //! PEFT's LoRA forward on a burn `Linear` whose weight carries a [`LoraAdapter`](burn::module::LoraAdapter).
 
 use burn::nn::Linear;
-use burn::tensor::{Distribution, Tensor};
 use burn::tensor::module::linear;
+use burn::tensor::{Distribution, Tensor};
 
 /// `x·W + b` of `linear`, plus `scale · (dropout(x)·A)·B` when its weight carries an adapter
 /// (PEFT's LoRA forward); without an adapter, `linear.forward(x)`. `dropout` applies only on an

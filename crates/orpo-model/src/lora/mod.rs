@@ -42,7 +42,7 @@ mod config;
 mod forward;
 
 pub use config::{
-    ADAPTER_CONFIG, ADAPTER_WEIGHTS, ALL_LINEAR, DEFAULT_TARGET_MODULES, LINEAR_MODULES,
-    LoraConfig, resolve_target_modules,
+    ADAPTER_CONFIG, ADAPTER_WEIGHTS, ALL_LINEAR, DEFAULT_TARGET_MODULES, FUSED_MODULES,
+    KNOWN_MODULES, LINEAR_MODULES, LoraConfig, resolve_target_modules,
 };
 pub use forward::forward;

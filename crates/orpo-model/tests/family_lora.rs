@@ -1,0 +1,323 @@
+//! LoRA per model family (issue 24) against Hugging Face PEFT, on the fixtures of
+//! `scripts/make_family_lora_fixtures.py`: a Qwen3 (q/k norms) and a Gemma 2 (sandwich norms,
+//! soft-caps, sliding window, rsLoRA) with adapters on every projection, a Phi-3 (partial
+//! LongRoPE) with adapters on `o_proj` and `down_proj`. PEFT's adapter directory loads and gives
+//! PEFT's logits and one step's adapter gradients; the adapter we save has PEFT's tensors bit for
+//! bit and its settings; the family's LoRA target names come from the family table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use orpo_model::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use orpo_model::{LlamaForCausalLM, LoraConfig, ModelError};
+use serde_json::Value;
+
+const CASES: [&str; 3] = [
+    "qwen3_all_linear",
+    "gemma2_all_linear_rslora",
+    "phi3_o_down",
+];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/lora")
+        .join(name)
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn base(name: &str, device: &Device) -> LlamaForCausalLM {
+    LlamaForCausalLM::from_pretrained(fixture(name).join("base"), device).unwrap()
+}
+
+fn load(name: &str, device: &Device) -> LlamaForCausalLM {
+    base(name, device)
+        .load_adapter(fixture(name).join("adapter"))
+        .unwrap()
+}
+
+fn rows(json: &Value, key: &str) -> Vec<Vec<i64>> {
+    serde_json::from_value(json[key].clone()).unwrap()
+}
+
+fn batch(json: &Value, device: &Device) -> (Tensor<2, Int>, Tensor<2>) {
+    let (ids, mask) = (rows(json, "input_ids"), rows(json, "attention_mask"));
+    let shape = [ids.len(), ids[0].len()];
+    let mask: Vec<f32> = mask.concat().iter().map(|&m| m as f32).collect();
+    (
+        Tensor::from_data(TensorData::new(ids.concat(), shape), device),
+        Tensor::from_data(TensorData::new(mask, shape), device),
+    )
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap()
+}
+
+/// Largest |Δlogit| against `expected.json` over the non-padding positions.
+fn max_logit_error(model: &LlamaForCausalLM, json: &Value, device: &Device) -> f32 {
+    let (ids, mask_t) = batch(json, device);
+    let got = values(model.forward_logits(ids, mask_t));
+    let want: Vec<f32> = serde_json::from_value(json["logits"].clone()).unwrap();
+    let mask = rows(json, "attention_mask");
+    let cols = mask[0].len();
+    let vocab = want.len() / (mask.len() * cols);
+    let mut worst = 0.0f32;
+    for (r, row) in mask.iter().enumerate() {
+        for (t, _) in row.iter().enumerate().filter(|(_, m)| **m == 1) {
+            for v in 0..vocab {
+                let i = (r * cols + t) * vocab + v;
+                worst = worst.max((got[i] - want[i]).abs());
+            }
+        }
+    }
+    worst
+}
+
+#[test]
+fn peft_adapters_give_pefts_logits() {
+    let device = Device::flex();
+    for name in CASES {
+        let json = read_json(&fixture(name).join("expected.json"));
+        let model = load(name, &device);
+        let lora = model.lora_config().unwrap();
+        assert!((lora.scaling() - json["scaling"].as_f64().unwrap()).abs() < 1e-12);
+        let err = max_logit_error(&model, &json, &device);
+        assert!(err <= 1e-4, "{name}: max |Δlogit| vs PEFT = {err:e}");
+        // The adapters matter: the base alone is far off.
+        let off = max_logit_error(&base(name, &device), &json, &device);
+        assert!(off > 1e-2, "{name}: base alone {off:e}");
+        // Merged into the weights, the same logits.
+        let err = max_logit_error(&model.merge_lora(), &json, &device);
+        assert!(err <= 1e-4, "{name}: merged max |Δlogit| = {err:e}");
+    }
+}
+
+#[test]
+fn adapter_gradients_match_pefts() {
+    let device = Device::flex().autodiff();
+    for name in CASES {
+        let json = read_json(&fixture(name).join("expected.json"));
+        let model = load(name, &device);
+        // Mean next-token cross-entropy over the non-padding positions (the fixture's loss).
+        let (ids, mask) = (rows(&json, "input_ids"), rows(&json, "attention_mask"));
+        let (n, cols) = (ids.len(), ids[0].len());
+        let (ids_t, mask_t) = batch(&json, &device);
+        let logp = log_softmax(model.forward_logits(ids_t, mask_t), 2).slice([0..n, 0..cols - 1]);
+        let labels: Vec<i64> = ids.iter().flat_map(|r| r[1..].to_vec()).collect();
+        let valid: Vec<f32> = mask
+            .iter()
+            .flat_map(|r| r[1..].iter().map(|&m| m as f32).collect::<Vec<_>>())
+            .collect();
+        let count: f32 = valid.iter().sum();
+        let labels =
+            Tensor::<3, Int>::from_data(TensorData::new(labels, [n, cols - 1, 1]), &device);
+        let valid = Tensor::<2>::from_data(TensorData::new(valid, [n, cols - 1]), &device);
+        let loss = (logp.gather(2, labels).reshape([n, cols - 1]) * valid)
+            .sum()
+            .neg()
+            .div_scalar(count);
+        let got_loss = loss.clone().into_scalar::<f32>() as f64;
+        let want_loss = json["loss"].as_f64().unwrap();
+        assert!(
+            (got_loss - want_loss).abs() < 1e-5,
+            "{name}: loss {got_loss} vs {want_loss}"
+        );
+        let grads = loss.backward();
+        let want: BTreeMap<String, Vec<f32>> =
+            serde_json::from_value(json["grads"].clone()).unwrap();
+        let mut seen = 0;
+        for (index, layer) in model.layers.iter().enumerate() {
+            for (group, module, linear) in layer.projections() {
+                let Some(adapter) = linear.weight.adapter() else {
+                    continue;
+                };
+                let prefix = format!("base_model.model.model.layers.{index}.{group}.{module}");
+                for (suffix, param) in [("lora_A", &adapter.a), ("lora_B", &adapter.b)] {
+                    let key = format!("{prefix}.{suffix}.weight");
+                    let got = values(param.val().grad(&grads).unwrap().transpose());
+                    let want = &want[&key];
+                    assert_eq!(got.len(), want.len(), "{name}: {key}");
+                    let scale = want.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+                    let worst = got
+                        .iter()
+                        .zip(want)
+                        .fold(0.0f32, |m, (g, w)| m.max((g - w).abs()));
+                    assert!(
+                        worst <= 1e-5 + 1e-4 * scale,
+                        "{name}: {key}: max |Δgrad| = {worst:e} (max |grad| {scale:e})"
+                    );
+                    seen += 1;
+                }
+            }
+        }
+        assert_eq!(seen, want.len(), "{name}: every PEFT gradient compared");
+    }
+}
+
+fn safetensors_f32(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            assert_eq!(view.dtype(), safetensors::Dtype::F32);
+            (name, (view.shape().to_vec(), view.data().to_vec()))
+        })
+        .collect()
+}
+
+/// The adapter we write is PEFT's: the same tensor names, shapes and bytes, and an
+/// `adapter_config.json` with PEFT's settings (targets, rank, alpha, rsLoRA, ...).
+#[test]
+fn saved_adapters_are_pefts() {
+    let device = Device::flex();
+    for name in CASES {
+        let model = load(name, &device);
+        let out = tempfile::tempdir().unwrap();
+        model.save_adapter(out.path()).unwrap();
+        let peft_dir = fixture(name).join("adapter");
+        assert_eq!(
+            safetensors_f32(&out.path().join(ADAPTER_WEIGHTS)),
+            safetensors_f32(&peft_dir.join(ADAPTER_WEIGHTS)),
+            "{name}"
+        );
+        let ours = read_json(&out.path().join(ADAPTER_CONFIG));
+        let peft = read_json(&peft_dir.join(ADAPTER_CONFIG));
+        // PEFT matches a target name against a module path's last components: it writes
+        // `all-linear` expanded to short names (Qwen3) or to full paths (Gemma 2, tied
+        // embeddings); the projections they name are what must agree.
+        let targets = |v: &Value| {
+            let names: Vec<String> = serde_json::from_value(v["target_modules"].clone()).unwrap();
+            let short: std::collections::BTreeSet<String> = names
+                .iter()
+                .map(|n| n.rsplit('.').next().unwrap().to_string())
+                .collect();
+            short
+        };
+        assert_eq!(targets(&ours), targets(&peft), "{name}");
+        for key in [
+            "peft_type",
+            "task_type",
+            "r",
+            "lora_alpha",
+            "lora_dropout",
+            "bias",
+            "fan_in_fan_out",
+            "use_rslora",
+            "use_dora",
+            "modules_to_save",
+        ] {
+            assert_eq!(ours[key], peft[key], "{name}: {key}");
+        }
+        // And it loads back to PEFT's logits.
+        let json = read_json(&fixture(name).join("expected.json"));
+        let reloaded = base(name, &device).load_adapter(out.path()).unwrap();
+        let err = max_logit_error(&reloaded, &json, &device);
+        assert!(err <= 1e-4, "{name}: {err:e}");
+    }
+}
+
+fn lora_error(model: LlamaForCausalLM, targets: &[&str]) -> String {
+    let config = LoraConfig::new(2, 4.0)
+        .with_target_modules(targets)
+        .unwrap();
+    match model.with_lora(&config) {
+        Err(e @ ModelError::Lora { .. }) => e.to_string(),
+        Err(e) => panic!("{targets:?}: other error {e}"),
+        Ok(_) => panic!("{targets:?} accepted"),
+    }
+}
+
+/// `all-linear` is the family's linear layers; a name the family does not have is an error
+/// listing those it has; Phi-3's fused projections are refused with the reason.
+#[test]
+fn lora_targets_come_from_the_family_table() {
+    let device = Device::flex();
+    for name in ["qwen3_all_linear", "gemma2_all_linear_rslora"] {
+        let all = LoraConfig::new(2, 4.0)
+            .with_target_modules(&["all-linear"])
+            .unwrap();
+        let model = base(name, &device).with_lora(&all).unwrap();
+        assert_eq!(
+            model.lora_config().unwrap().target_modules,
+            [
+                "q_proj",
+                "k_proj",
+                "v_proj",
+                "o_proj",
+                "gate_proj",
+                "up_proj",
+                "down_proj"
+            ]
+        );
+        let err = lora_error(base(name, &device), &["qkv_proj"]);
+        assert!(
+            err.contains("qkv_proj") && err.contains("q_proj, k_proj"),
+            "{err}"
+        );
+    }
+    let phi3 = || base("phi3_o_down", &device);
+    let model = phi3()
+        .with_lora(
+            &LoraConfig::new(2, 4.0)
+                .with_target_modules(&["down_proj", "o_proj"])
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        model.lora_config().unwrap().target_modules,
+        ["o_proj", "down_proj"]
+    );
+    let err = lora_error(phi3(), &["q_proj"]);
+    assert!(
+        err.contains("`q_proj`")
+            && err.contains("phi3")
+            && err.contains("qkv_proj, o_proj, gate_up_proj, down_proj"),
+        "{err}"
+    );
+    for fused in [
+        &["all-linear"][..],
+        &["qkv_proj"],
+        &["gate_up_proj", "o_proj"],
+    ] {
+        let err = lora_error(phi3(), fused);
+        assert!(
+            err.contains("fused") && err.contains("o_proj, down_proj"),
+            "{err}"
+        );
+    }
+    // A PEFT adapter on the fused projections is refused naming its config.
+    let dir = tempfile::tempdir().unwrap();
+    for file in [ADAPTER_CONFIG, ADAPTER_WEIGHTS] {
+        std::fs::copy(
+            fixture("phi3_o_down").join("adapter").join(file),
+            dir.path().join(file),
+        )
+        .unwrap();
+    }
+    let config_path = dir.path().join(ADAPTER_CONFIG);
+    let mut config = read_json(&config_path);
+    config["target_modules"] = serde_json::json!("all-linear");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let err = phi3().load_adapter(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("fused") && err.contains(ADAPTER_CONFIG),
+        "{err}"
+    );
+    // A typo is caught before any model is built, naming every family's names.
+    let err = LoraConfig::new(2, 4.0)
+        .with_target_modules(&["qkv"])
+        .unwrap_err();
+    assert!(
+        err.contains("`qkv`") && err.contains("gate_up_proj"),
+        "{err}"
+    );
+}
