@@ -113,6 +113,8 @@ pub enum BatchOrder {
     Random,
     /// Shuffled, then within mega-batches of 50 batches sorted by length (longest first), as
     /// `transformers`' `LengthGroupedSampler`: less padding, still random across the epoch.
+    /// (`group_by_length` is transformers' name for it in `train_sampling_strategy`.)
+    #[serde(alias = "group_by_length")]
     LengthGrouped,
 }
 

@@ -54,28 +54,9 @@ pub enum ConfigError {
     },
 }
 
-/// How the training set is ordered each epoch (transformers' `train_sampling_strategy`): the
-/// values the key accepts, a subset of [`orpo_data::BatchOrder`] (which also groups by length)
-/// that it converts into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum SamplingStrategy {
-    /// Shuffled with `seed` (and the epoch), as the Hugging Face Trainer does.
-    #[default]
-    Random,
-    /// Dataset order.
-    Sequential,
-}
-
-impl From<SamplingStrategy> for orpo_data::BatchOrder {
-    /// The batch order of the data crate that a `train_sampling_strategy` value asks for.
-    fn from(strategy: SamplingStrategy) -> Self {
-        match strategy {
-            SamplingStrategy::Random => orpo_data::BatchOrder::Random,
-            SamplingStrategy::Sequential => orpo_data::BatchOrder::Sequential,
-        }
-    }
-}
+/// How the training set is ordered each epoch (transformers' `train_sampling_strategy`:
+/// `random`, `sequential`, `group_by_length`): the data crate's batch order, one enum for both.
+pub use orpo_data::BatchOrder;
 
 /// Learning-rate schedule after warm-up (transformers' `lr_scheduler_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -194,7 +175,7 @@ pub struct OrpoConfig {
     /// Seed of initialisation, shuffling and sampling.
     pub seed: u64,
     /// `random` (default) or `sequential`.
-    pub train_sampling_strategy: SamplingStrategy,
+    pub train_sampling_strategy: BatchOrder,
 
     // ---- optimisation
     /// Peak learning rate.
@@ -469,7 +450,7 @@ impl Default for OrpoConfig {
             overwrite_output_dir: false,
             resume_from_checkpoint: None,
             seed: 42,
-            train_sampling_strategy: SamplingStrategy::Random,
+            train_sampling_strategy: BatchOrder::Random,
             learning_rate: 1e-6,
             optim: "adamw_torch".into(),
             per_device_train_batch_size: 8,
@@ -1058,6 +1039,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`beta`") && err.contains("finite"), "{err}");
+    }
+
+    #[test]
+    fn train_sampling_strategy_takes_transformers_values() {
+        for (text, order) in [
+            ("random", BatchOrder::Random),
+            ("sequential", BatchOrder::Sequential),
+            ("group_by_length", BatchOrder::LengthGrouped),
+        ] {
+            let yaml = format!("train_sampling_strategy: {text}\n");
+            let c = OrpoConfig::from_yaml_str(&yaml, "c.yaml").unwrap();
+            assert_eq!(c.train_sampling_strategy, order, "{text}");
+        }
+        let err = OrpoConfig::from_yaml_str("train_sampling_strategy: shuffled\n", "c.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("train_sampling_strategy"), "{err}");
     }
 
     #[test]

@@ -35,8 +35,8 @@ pub mod tensorboard;
 pub mod trainer;
 
 pub use config::{
-    ConfigError, LearnerKind, LoraExport, LoraTargetModules, OrpoConfig, SamplingStrategy,
-    SchedulerType, TruncationMode,
+    BatchOrder, ConfigError, LearnerKind, LoraExport, LoraTargetModules, OrpoConfig, SchedulerType,
+    TruncationMode,
 };
 pub use device::training_device;
 pub use metrics::{LogEntry, read_metrics};

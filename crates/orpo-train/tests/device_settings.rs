@@ -8,8 +8,7 @@ use burn::tensor::Device;
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
 use orpo_model::LlamaForCausalLM;
 use orpo_train::{
-    LogEntry, OrpoConfig, OrpoTrainer, SamplingStrategy, SchedulerType, read_metrics,
-    training_device,
+    BatchOrder, LogEntry, OrpoConfig, OrpoTrainer, SchedulerType, read_metrics, training_device,
 };
 
 mod common;
@@ -28,7 +27,7 @@ fn config(out: &Path, gradient_checkpointing: bool) -> OrpoConfig {
         max_prompt_length: 32,
         logging_steps: 1,
         save_steps: 0,
-        train_sampling_strategy: SamplingStrategy::Sequential,
+        train_sampling_strategy: BatchOrder::Sequential,
         gradient_checkpointing,
         ..Default::default()
     }

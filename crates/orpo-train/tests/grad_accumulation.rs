@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
 use orpo_model::LlamaForCausalLM;
-use orpo_train::{LogEntry, OrpoConfig, OrpoTrainer, SamplingStrategy, SchedulerType};
+use orpo_train::{BatchOrder, LogEntry, OrpoConfig, OrpoTrainer, SchedulerType};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -85,7 +85,7 @@ fn run(
         beta: 0.5,
         logging_steps: 1,
         save_steps: 0,
-        train_sampling_strategy: SamplingStrategy::Sequential,
+        train_sampling_strategy: BatchOrder::Sequential,
         ..Default::default()
     };
     let mut trainer = OrpoTrainer::new(model, config, data, tokenizer)

@@ -133,7 +133,7 @@ pub static KEYS: &[KeyDoc] = &[
     acts("seed", "seed of initialisation, shuffling and sampling"),
     acts(
         "train_sampling_strategy",
-        "`random` (shuffled each epoch) or `sequential`",
+        "`random` (shuffled each epoch), `sequential`, or `group_by_length` (batches of similar lengths)",
     ),
     acts("learning_rate", "the peak learning rate"),
     acts(

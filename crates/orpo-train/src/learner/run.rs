@@ -22,7 +22,7 @@ use super::optim::orpo_adamw;
 use super::renderer::SilentRenderer;
 use super::schedule::OrpoLrScheduler;
 use super::step::OrpoLearnerModel;
-use crate::config::{IntervalStrategy, OrpoConfig, SamplingStrategy};
+use crate::config::{IntervalStrategy, OrpoConfig};
 use crate::metrics::read_metrics;
 use crate::model::CausalLm;
 use crate::optim::AdamWSettings;
@@ -102,7 +102,7 @@ pub fn plan(
     // burn-train's multi-device strategy splits each epoch's items between the devices.
     let steps_per_epoch = loader_items.div_ceil(devices);
     let first_epoch = || -> Vec<usize> {
-        let order = BatchOrder::from(config.train_sampling_strategy);
+        let order = config.train_sampling_strategy;
         batch_indices(
             pairs,
             config.per_device_train_batch_size,
@@ -135,7 +135,13 @@ pub fn plan(
             );
         }
         let epochs = epochs as usize;
-        let shuffle = config.train_sampling_strategy == SamplingStrategy::Random;
+        if config.train_sampling_strategy == BatchOrder::LengthGrouped {
+            bail!(
+                "key `train_sampling_strategy` (group_by_length): {key}, whose loader shuffles \
+                 pairs, not length-grouped batches; use `random` or `sequential`, or max_steps"
+            );
+        }
+        let shuffle = config.train_sampling_strategy == BatchOrder::Random;
         let order = if shuffle {
             (0..pairs.len()).collect()
         } else {
@@ -434,6 +440,13 @@ mod tests {
                 },
                 "`max_steps`",
             ),
+            (
+                OrpoConfig {
+                    train_sampling_strategy: BatchOrder::LengthGrouped,
+                    ..config()
+                },
+                "`train_sampling_strategy`",
+            ),
         ] {
             let err = plan(&bad, &data, 1).unwrap_err().to_string();
             assert!(err.contains(key), "{key}: {err}");
@@ -457,7 +470,7 @@ mod tests {
         // max_steps within an epoch: the default learner's first-epoch order, cut.
         let c = OrpoConfig {
             max_steps: 2,
-            train_sampling_strategy: SamplingStrategy::Sequential,
+            train_sampling_strategy: BatchOrder::Sequential,
             ..config()
         };
         let p = plan(&c, &data, 1).unwrap();

@@ -285,7 +285,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
         let per_epoch = self.micro_batches_per_epoch();
         let epoch = k / per_epoch;
         if cache.as_ref().map(|c| c.0) != Some(epoch) {
-            let order = BatchOrder::from(self.config.train_sampling_strategy);
+            let order = self.config.train_sampling_strategy;
             let seed = self.config.seed.wrapping_add(epoch as u64);
             let batches = batch_indices(
                 &self.train_pairs,

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use orpo_train::{OrpoConfig, SamplingStrategy, SchedulerType};
+use orpo_train::{BatchOrder, OrpoConfig, SchedulerType};
 use serde_json::Value;
 
 pub fn root() -> PathBuf {
@@ -53,7 +53,7 @@ pub fn config(settings: &Value, out: &Path) -> OrpoConfig {
         max_prompt_length: u(settings, "max_prompt_length"),
         logging_steps: u(settings, "logging_steps"),
         seed: u(settings, "seed") as u64,
-        train_sampling_strategy: SamplingStrategy::Sequential,
+        train_sampling_strategy: BatchOrder::Sequential,
         nll_on_completion_only: false,
         save_steps: 0,
         ..Default::default()
