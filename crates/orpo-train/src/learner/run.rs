@@ -2,7 +2,9 @@
 //! the config's keys mapped onto `SupervisedTraining`, the keys burn-train cannot honour
 //! refused by name, and `output_dir` written as `OrpoTrainer` writes it (`metrics.jsonl`,
 //! `metrics.csv`, `config.yaml`, `plots/`, `final/`), plus burn-train's own files
-//! (`checkpoint/` per epoch, `train/` and `valid/` metric logs, `experiment.log`).
+//! (`checkpoint/` per epoch, `train/` and `valid/` metric logs, and `experiment.log` where
+//! burn-train can install its file logger, i.e. when the application has not set a global
+//! tracing subscriber first, as the `orpo` binary does).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
