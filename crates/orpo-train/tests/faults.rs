@@ -12,9 +12,8 @@ use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
 use orpo_model::{LlamaConfig, LlamaForCausalLM};
 use orpo_train::{CausalLm, OrpoConfig, OrpoTrainer, read_metrics};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::root;
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {

@@ -7,16 +7,15 @@
 //! of `--devices cuda:0,cuda:1` except the transfers.)
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::Device;
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
 use orpo_model::LlamaForCausalLM;
 use orpo_train::{BatchOrder, LogEntry, OrpoConfig, OrpoTrainer, SchedulerType};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+mod common;
+use common::root;
 
 /// 8 pairs whose prompts and completions differ widely in length (4 to 60 tokens).
 const PAIRS: [(&str, &str, &str); 8] = [

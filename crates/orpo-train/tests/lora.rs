@@ -6,27 +6,16 @@
 //! process-global RNG, which parallel tests would disturb.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::{Device, Int, Tensor};
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
 use orpo_model::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
-use orpo_model::{LlamaConfig, LlamaForCausalLM, LoraConfig};
+use orpo_model::{LlamaForCausalLM, LoraConfig};
 use orpo_train::{LoraExport, LoraTargetModules, OrpoConfig, OrpoTrainer, read_metrics};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn initial_model(dir: &Path) {
-    let device = Device::flex();
-    device.seed(3);
-    let config =
-        LlamaConfig::from_file(root().join("tests/fixtures/tiny-model/config.json")).unwrap();
-    LlamaForCausalLM::init(&config, &device)
-        .save_pretrained(dir, orpo_model::SaveDtype::F32)
-        .unwrap();
-}
+mod common;
+use common::{initial_model, root};
 
 fn trainer(out: &Path, init: &Path, resume: bool) -> OrpoTrainer<LlamaForCausalLM> {
     let device = Device::flex().autodiff();

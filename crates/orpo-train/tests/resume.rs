@@ -1,27 +1,14 @@
 //! A run resumed from a step checkpoint ends exactly where the uninterrupted run ends.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::Device;
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
-use orpo_model::{LlamaConfig, LlamaForCausalLM};
+use orpo_model::LlamaForCausalLM;
 use orpo_train::{OrpoConfig, OrpoTrainer, read_metrics};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A freshly initialised tiny model saved to disk, so that every run starts from the same
-/// weights whatever else the (process-global) RNG is doing in parallel tests.
-fn initial_model(dir: &Path) {
-    let device = Device::flex();
-    device.seed(3);
-    let config =
-        LlamaConfig::from_file(root().join("tests/fixtures/tiny-model/config.json")).unwrap();
-    LlamaForCausalLM::init(&config, &device)
-        .save_pretrained(dir, orpo_model::SaveDtype::F32)
-        .unwrap();
-}
+mod common;
+use common::{initial_model, root};
 
 fn trainer(out: &Path, init: &Path, resume: bool) -> OrpoTrainer<LlamaForCausalLM> {
     let device = Device::flex().autodiff();

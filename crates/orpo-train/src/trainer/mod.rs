@@ -25,8 +25,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use burn::tensor::Device;
 use orpo_data::{
-    BatchOrder, Collator, PreferenceDataset, PreferenceTokenizer, TokenizeReport, TokenizedPair,
-    batch_indices,
+    Collator, PreferenceDataset, PreferenceTokenizer, TokenizeReport, TokenizedPair, batch_indices,
 };
 use serde::Serialize;
 

@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::Device;
+use orpo_model::{LlamaConfig, LlamaForCausalLM};
 use orpo_train::{BatchOrder, OrpoConfig, SchedulerType};
 use serde_json::Value;
 
@@ -12,6 +14,18 @@ pub fn root() -> PathBuf {
 }
 
 /// The fixture's directory (model, pairs) and its `trajectory.json`.
+/// A freshly initialised tiny model saved to disk, so that every run starts from the same
+/// weights whatever else the (process-global) RNG is doing in parallel tests.
+pub fn initial_model(dir: &Path) {
+    let device = Device::flex();
+    device.seed(3);
+    let config =
+        LlamaConfig::from_file(root().join("tests/fixtures/tiny-model/config.json")).unwrap();
+    LlamaForCausalLM::init(&config, &device)
+        .save_pretrained(dir, orpo_model::SaveDtype::F32)
+        .unwrap();
+}
+
 pub fn fixture() -> (PathBuf, Value) {
     let dir = root().join("tests/fixtures/train");
     let text = std::fs::read_to_string(dir.join("trajectory.json"))
