@@ -14,43 +14,10 @@ use orpo_train::{
     read_metrics, tokenize_config,
 };
 
-/// How a command failed: a usage or configuration error (exit 2) or a runtime error (exit 1).
-pub enum Failure {
-    /// Bad arguments, config keys or values.
-    Usage(anyhow::Error),
-    /// Anything that went wrong while running.
-    Runtime(anyhow::Error),
-}
-
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        Failure::Runtime(e)
-    }
-}
-
-macro_rules! runtime_from {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Failure {
-            fn from(e: $t) -> Self {
-                Failure::Runtime(e.into())
-            }
-        }
-    )*};
-}
-runtime_from!(orpo_data::DataError, orpo_model::ModelError, std::io::Error);
-
-impl From<SetupError> for Failure {
-    fn from(e: SetupError) -> Self {
-        match e {
-            SetupError::Usage(e) => Failure::Usage(e),
-            SetupError::Runtime(e) => Failure::Runtime(e),
-        }
-    }
-}
-
-fn usage(e: impl Into<anyhow::Error>) -> Failure {
-    Failure::Usage(e.into())
-}
+/// How a command failed: a usage or configuration error (exit 2) or a runtime error (exit 1),
+/// the library's own split of its setup errors.
+pub use orpo_train::SetupError as Failure;
+use orpo_train::setup::usage;
 
 /// The Hugging Face Hub as the library's [`Remote`]: an `owner/name` id resolved to its cached
 /// or downloaded snapshot at `revision` (unset: `main`) (`hub` feature; without it, a usage

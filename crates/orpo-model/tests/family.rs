@@ -1,6 +1,8 @@
-//! Logit parity with transformers 5.25 for Qwen3, SmolLM3 and sliding-window Mistral on the tiny
-//! checkpoints of `scripts/make_family_fixtures.py` (right- and left-padded batches of 12 tokens,
-//! window 4), the terms that make each family differ shown to matter, save → load round trips
+//! Logit parity with transformers 5.25 for Qwen3, SmolLM3 and sliding-window Mistral
+//! (`scripts/make_family_fixtures.py`: right- and left-padded batches of 12 tokens, window 4) and
+//! for Gemma 2, Gemma 3 (text) and Phi-3 / Phi-4-mini
+//! (`scripts/make_family_fixtures_gemma_phi.py`; Phi-3 also at a length within its original
+//! context, where LongRoPE takes the short factors) on tiny checkpoints, the terms that make each family differ shown to matter, save → load round trips
 //! in transformers' layout, KV-cached decoding through the sliding window, and the error for an
 //! unsupported family.
 
@@ -50,7 +52,11 @@ fn max_logit_error(model: &LlamaForCausalLM, batch: &Batch, device: &Device) -> 
     let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows, cols]), device);
     let logits = model.forward_logits(ids, mask);
     let vocab = logits.dims()[2];
-    let got = logits.into_data().convert::<f32>().try_to_vec::<f32>().unwrap();
+    let got = logits
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
     let mut worst = 0.0f32;
     for r in 0..rows {
         for t in 0..cols {
@@ -264,5 +270,173 @@ fn an_unsupported_family_lists_the_supported_ones() {
     .to_string();
     for family in ["falcon", "llama", "qwen3", "smollm3", "gemma2", "phi3"] {
         assert!(err.contains(family), "{err}");
+    }
+}
+
+// Gemma 2, Gemma 3 (text) and Phi-3 (scripts/make_family_fixtures_gemma_phi.py).
+
+fn parity(name: &str) {
+    let device = Device::flex();
+    let model = LlamaForCausalLM::from_pretrained(fixture(name), &device).unwrap();
+    check(name, &model, &device);
+}
+
+#[test]
+fn gemma2_matches_transformers() {
+    parity("gemma2");
+}
+
+#[test]
+fn gemma3_matches_transformers() {
+    parity("gemma3");
+}
+
+#[test]
+fn phi3_longrope_partial_rotary_matches_transformers() {
+    let batches = batches("phi3");
+    // Both LongRoPE factor sets are exercised: 12 > original context 8 ≥ 6.
+    let lens: Vec<usize> = batches.iter().map(|b| b.ids[0].len()).collect();
+    assert_eq!(lens, [12, 12, 6, 6]);
+    parity("phi3");
+}
+
+/// Every family term matters on these fixtures: dropping one moves the logits past the
+/// tolerance (so the parity tests above cannot pass with a term left out).
+#[test]
+fn each_gemma_phi_quirk_changes_the_logits() {
+    let device = Device::flex();
+    let load = |name: &str| LlamaForCausalLM::from_pretrained(fixture(name), &device).unwrap();
+    let worst = |name: &str, model: &LlamaForCausalLM| {
+        batches(name)
+            .iter()
+            .map(|b| max_logit_error(model, b, &device))
+            .fold(0.0f32, f32::max)
+    };
+    let mut failures = Vec::new();
+    let mut expect_change = |what: &str, name: &str, edit: &dyn Fn(&mut LlamaForCausalLM)| {
+        let mut model = load(name);
+        edit(&mut model);
+        let err = worst(name, &model);
+        if err <= 10.0 * TOLERANCE {
+            failures.push(format!("{name} without {what}: {err:e}"));
+        }
+    };
+    expect_change("the attention soft-cap", "gemma2", &|m| {
+        m.layers.iter_mut().for_each(|l| l.self_attn.softcap = None)
+    });
+    expect_change("the final soft-cap", "gemma2", &|m| {
+        m.config.quirks.final_logit_softcap = None
+    });
+    expect_change("the sliding window", "gemma2", &|m| {
+        m.layers.iter_mut().for_each(|l| l.window = None)
+    });
+    expect_change("query_pre_attn_scalar", "gemma2", &|m| {
+        m.layers
+            .iter_mut()
+            .for_each(|l| l.self_attn.query_scale = None)
+    });
+    expect_change("the sliding window", "gemma3", &|m| {
+        m.layers.iter_mut().for_each(|l| l.window = None)
+    });
+    expect_change("the local RoPE", "gemma3", &|m| {
+        m.layers.iter_mut().for_each(|l| l.local_rope = false)
+    });
+    expect_change("the q/k norms", "gemma3", &|m| {
+        m.layers.iter_mut().for_each(|l| {
+            l.self_attn.q_norm = None;
+            l.self_attn.k_norm = None;
+        })
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn save_then_load_keeps_logits_and_transformers_names() {
+    let device = Device::flex();
+    for (name, must_have, must_not_have) in [
+        (
+            "phi3",
+            vec![
+                "model.layers.0.self_attn.qkv_proj.weight",
+                "model.layers.1.mlp.gate_up_proj.weight",
+            ],
+            vec!["model.layers.0.self_attn.q_proj.weight", "lm_head.weight"],
+        ),
+        (
+            "gemma2",
+            vec![
+                "model.layers.0.pre_feedforward_layernorm.weight",
+                "model.layers.0.post_feedforward_layernorm.weight",
+                "model.layers.0.post_attention_layernorm.weight",
+            ],
+            vec!["lm_head.weight"],
+        ),
+        (
+            "gemma3",
+            vec![
+                "model.layers.2.self_attn.q_norm.weight",
+                "model.layers.2.self_attn.k_norm.weight",
+            ],
+            vec![],
+        ),
+    ] {
+        let model = LlamaForCausalLM::from_pretrained(fixture(name), &device).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        model.save_pretrained(out.path(), SaveDtype::F32).unwrap();
+        // Byte for byte the tensors transformers wrote (same names, shapes, values).
+        let ours = std::fs::read(out.path().join("model.safetensors")).unwrap();
+        let theirs = std::fs::read(fixture(name).join("model.safetensors")).unwrap();
+        let ours = safetensors::SafeTensors::deserialize(&ours).unwrap();
+        let theirs = safetensors::SafeTensors::deserialize(&theirs).unwrap();
+        let mut names = ours.names();
+        names.sort();
+        let mut want = theirs.names();
+        want.sort();
+        assert_eq!(names, want, "{name}");
+        for n in &names {
+            assert_eq!(
+                ours.tensor(n).unwrap().data(),
+                theirs.tensor(n).unwrap().data(),
+                "{name}: {n}"
+            );
+        }
+        for n in must_have {
+            assert!(names.contains(&n), "{name}: {n} missing");
+        }
+        for n in must_not_have {
+            assert!(!names.contains(&n), "{name}: {n} written");
+        }
+        let reloaded = LlamaForCausalLM::from_pretrained(out.path(), &device).unwrap();
+        assert_eq!(reloaded.config.quirks, model.config.quirks, "{name}");
+        check(name, &reloaded, &device);
+    }
+}
+
+/// Decoding one token at a time through the KV cache gives the full pass's logits, with the
+/// sliding window (4) masking cached keys as it masks them in the full pass.
+#[test]
+fn gemma_phi_cached_steps_equal_full_sequence_through_the_window() {
+    let device = Device::flex();
+    for name in ["gemma2", "gemma3"] {
+        let model = LlamaForCausalLM::from_pretrained(fixture(name), &device).unwrap();
+        let ids: Vec<i64> = vec![4, 9, 22, 31, 7, 50, 13, 3, 41, 17];
+        let n = ids.len();
+        let full_ids = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, n]), &device);
+        let full = model.forward_logits(full_ids, Tensor::ones([1, n], &device));
+        let mut cache = KvCache::default();
+        let head = Tensor::<2, Int>::from_data(TensorData::new(ids[..3].to_vec(), [1, 3]), &device);
+        model.forward_with_cache(head, Tensor::ones([1, 3], &device), Some(&mut cache));
+        for (step, &id) in ids.iter().enumerate().skip(3) {
+            let one = Tensor::<2, Int>::from_data(TensorData::new(vec![id], [1, 1]), &device);
+            let hidden = model.forward_with_cache(
+                one,
+                Tensor::ones([1, step + 1], &device),
+                Some(&mut cache),
+            );
+            let got = model.logits(hidden);
+            let want = full.clone().narrow(1, step, 1);
+            let diff = (got - want).abs().max().into_scalar::<f32>();
+            assert!(diff <= 1e-5, "{name} step {step}: {diff:e}");
+        }
     }
 }
