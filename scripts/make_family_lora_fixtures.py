@@ -10,8 +10,8 @@ checkpoint from the family fixture scripts' configs, every norm away from neutra
 soft-caps reached, sequences longer than the sliding window and Phi-3's LongRoPE original
 length), `adapter/` (what `PeftModel.save_pretrained` writes, random `lora_A` and `lora_B`) and
 `expected.json` (a right-padded batch, the PEFT model's logits, one step's loss and adapter
-gradients). Phi-3's case targets `o_proj` and `down_proj` only: orpo-model refuses adapters on
-the fused `qkv_proj` / `gate_up_proj` (see `orpo_model::family`).
+gradients). Phi-3 has two cases: `o_proj` and `down_proj` only, and `all-linear`, whose adapters
+on the fused `qkv_proj` / `gate_up_proj` orpo-model splits with a shared `A`.
 """
 import json
 import pathlib
@@ -43,6 +43,10 @@ CASES = {
     # The projections Phi-3 does not fuse, partial rotary with LongRoPE's long factors.
     "phi3_o_down": (lambda: gemma_phi.phi3(VOCAB), gemma_phi.to_hub_phi3,
                     dict(r=4, lora_alpha=8, target_modules=["o_proj", "down_proj"])),
+    # Every projection, the fused qkv_proj and gate_up_proj included: PEFT's one LoRA on each
+    # (A [r, in], B [q + k + v out, r]), which orpo-model splits sharing A.
+    "phi3_all_linear": (lambda: gemma_phi.phi3(VOCAB), gemma_phi.to_hub_phi3,
+                        dict(r=4, lora_alpha=8, target_modules="all-linear")),
 }
 
 

@@ -10,7 +10,7 @@ use burn::nn::Linear;
 use burn::tensor::{Distribution, Tensor};
 
 use crate::error::{ModelError, Result};
-use crate::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, LINEAR_MODULES, LoraConfig};
+use crate::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, KNOWN_MODULES, LINEAR_MODULES, LoraConfig};
 use crate::model::{DecoderLayer, LlamaForCausalLM};
 use crate::tensor_file::{HostInput, HostTensor, SaveDtype, write_atomic, write_tensors};
 use crate::weights::{SafetensorsCheckpoint, WeightSource};
@@ -30,6 +30,24 @@ struct PeftLora<'a> {
     init: AdapterInit<'a>,
     adapted: BTreeSet<&'static str>,
     error: Option<ModelError>,
+    /// Output widths of the parts of the fused projections (Phi-3), when the model has them:
+    /// `[q, k, v]` and `[gate, up]`.
+    fused: Option<([usize; 3], [usize; 2])>,
+    /// The shared `A` and the whole `B` `[r, Σ out]` of each fused projection
+    /// `(layer, qkv_proj | gate_up_proj)`, made when its first part is met.
+    fused_factors: HashMap<(usize, &'static str), (Tensor<2>, Tensor<2>)>,
+}
+
+/// The fused projection a split part belongs to (`q_proj` → `qkv_proj`, part 0, ...).
+fn fused_part(module: &str) -> Option<(&'static str, usize)> {
+    match module {
+        "q_proj" => Some(("qkv_proj", 0)),
+        "k_proj" => Some(("qkv_proj", 1)),
+        "v_proj" => Some(("qkv_proj", 2)),
+        "gate_proj" => Some(("gate_up_proj", 0)),
+        "up_proj" => Some(("gate_up_proj", 1)),
+        _ => None,
+    }
 }
 
 /// `layers.{i}.{self_attn|mlp}.{module}.weight` → `(i, group, module)`.
@@ -47,6 +65,75 @@ fn projection(path: &str) -> Option<(usize, &str, &'static str)> {
 /// PEFT's key prefix of a projection: `base_model.model.model.layers.{i}.{group}.{module}`.
 fn peft_prefix(layer: usize, group: &str, module: &str) -> String {
     format!("base_model.model.model.layers.{layer}.{group}.{module}")
+}
+
+impl PeftLora<'_> {
+    /// The adapter of part `part` of the fused projection `fused` (widths `widths`): PEFT's one
+    /// LoRA on the fused weight: each part's `a` a copy of `A` (only the first part's is used
+    /// and trains, [`crate::lora::forward_fused`]) and `b` `B`'s columns `[Σ widths before, + widths[part])`.
+    #[allow(clippy::too_many_arguments)]
+    fn fused_adapter<const D: usize>(
+        &mut self,
+        param: Param<Tensor<D>>,
+        layer: usize,
+        group: &str,
+        fused: &'static str,
+        widths: &[usize],
+        part: usize,
+        d_in: usize,
+    ) -> (Param<Tensor<D>>, Option<LoraAdapter>) {
+        let r = self.config.r;
+        let total: usize = widths.iter().sum();
+        let device = param.lazy_device();
+        if !self.fused_factors.contains_key(&(layer, fused)) {
+            let (a, b) = match &mut self.init {
+                AdapterInit::Fresh => {
+                    if !self.config.targets(fused) {
+                        return (param, None);
+                    }
+                    let bound = 1.0 / (d_in as f64).sqrt();
+                    (
+                        Tensor::<2>::random(
+                            [d_in, r],
+                            Distribution::Uniform(-bound, bound),
+                            &device,
+                        ),
+                        Tensor::<2>::zeros([r, total], &device),
+                    )
+                }
+                AdapterInit::File(file) => {
+                    let prefix = peft_prefix(layer, group, fused);
+                    let a_name = format!("{prefix}.lora_A.weight");
+                    if !file.contains(&a_name) {
+                        return (param, None);
+                    }
+                    let ab = file.linear_weight(&a_name, r, d_in).and_then(|a| {
+                        file.linear_weight(&format!("{prefix}.lora_B.weight"), total, r)
+                            .map(|b| (a, b))
+                    });
+                    match ab {
+                        Ok(ab) => ab,
+                        Err(e) => {
+                            self.error = Some(e);
+                            return (param, None);
+                        }
+                    }
+                }
+            };
+            self.fused_factors.insert((layer, fused), (a, b));
+        }
+        let (a, b) = &self.fused_factors[&(layer, fused)];
+        let start: usize = widths[..part].iter().sum();
+        self.adapted.insert(fused);
+        let adapter = LoraAdapter {
+            // Detached: each part's factors are their own leaves (a clone would share the
+            // autodiff node, and with it the first part's gradient).
+            a: Param::from_tensor(a.clone().detach()),
+            b: Param::from_tensor(b.clone().narrow(1, start, widths[part]).detach()),
+            scale: self.config.scaling(),
+        };
+        (param, Some(adapter))
+    }
 }
 
 // `apply_reparameterization` takes the reparameterizer by value; a `&mut` lets `attach` read
@@ -70,6 +157,12 @@ impl Reparameterizer for &mut PeftLora<'_> {
         let dims = param.lazy_shape().dims::<2>();
         let (d_in, d_out, r) = (dims[0], dims[1], self.config.r);
         let device = param.lazy_device();
+        if let Some((qkv, gate_up)) = self.fused
+            && let Some((fused, part)) = fused_part(module)
+        {
+            let widths: &[usize] = if fused == "qkv_proj" { &qkv } else { &gate_up };
+            return self.fused_adapter(param, layer, group, fused, widths, part, d_in);
+        }
         let (a, b) = match &mut self.init {
             AdapterInit::Fresh => {
                 if !self.config.targets(module) {
@@ -145,6 +238,12 @@ impl DecoderLayer {
         self.self_attn.lora_dropout = dropout;
         self.mlp.lora_dropout = dropout;
     }
+
+    /// Marks which projections carry one fused adapter (see [`PeftLora::fused_adapter`]).
+    fn set_fused_lora(&mut self, qkv: bool, gate_up: bool) {
+        self.self_attn.fused_lora = qkv;
+        self.mlp.fused_lora = gate_up;
+    }
 }
 
 impl LlamaForCausalLM {
@@ -188,7 +287,7 @@ impl LlamaForCausalLM {
         let mut file = SafetensorsCheckpoint::open_file(dir.join(ADAPTER_WEIGHTS), &device)?;
         // Projections with adapters are found from the tensors, not from `target_modules`
         // (which PEFT may write as a regular expression).
-        config.target_modules = LINEAR_MODULES.map(String::from).to_vec();
+        config.target_modules = KNOWN_MODULES.map(String::from).to_vec();
         let model = self.attach(config, AdapterInit::File(&mut file))?;
         file.finish()?;
         if model
@@ -210,6 +309,15 @@ impl LlamaForCausalLM {
             init,
             adapted: BTreeSet::new(),
             error: None,
+            fused: self.config.quirks.fused_projections.then(|| {
+                let c = &self.config;
+                let kv = c.num_key_value_heads * c.head_dim;
+                (
+                    [c.num_attention_heads * c.head_dim, kv, kv],
+                    [c.intermediate_size, c.intermediate_size],
+                )
+            }),
+            fused_factors: HashMap::new(),
         };
         let mut model = self
             .without_lora()
@@ -218,12 +326,20 @@ impl LlamaForCausalLM {
             return Err(error);
         }
         let adapted = std::mem::take(&mut reparameterizer.adapted);
-        config.target_modules = LINEAR_MODULES
+        config.target_modules = KNOWN_MODULES
             .iter()
             .filter(|m| adapted.contains(*m))
             .map(|m| m.to_string())
             .collect();
         model.set_dropout(config.dropout);
+        // On a model with fused projections (Phi-3) an adapter on q (gate) is always the fused
+        // one ([`PeftLora::fused_adapter`]).
+        let fused = model.config.quirks.fused_projections;
+        for layer in &mut model.layers {
+            let qkv = fused && layer.self_attn.q_proj.weight.adapter().is_some();
+            let gate_up = fused && layer.mlp.gate_proj.weight.adapter().is_some();
+            layer.set_fused_lora(qkv, gate_up);
+        }
         model.lora = Some(config);
         Ok(model)
     }
@@ -235,7 +351,31 @@ impl LlamaForCausalLM {
 
     /// Merges the adapters into the weights (`W ← W + scale·A·B`, burn's
     /// `Module::materialize`) and forgets the LoRA settings. Parameters stay frozen.
-    pub fn merge_lora(self) -> Self {
+    pub fn merge_lora(mut self) -> Self {
+        if self.config.quirks.fused_projections {
+            // The parts of a fused adapter share the first part's `A` (the others' copies do
+            // not train): merge them with it, not with `Param::val`.
+            for layer in &mut self.layers {
+                let merged = {
+                    let (a, m) = (&layer.self_attn, &layer.mlp);
+                    let [q, k, v] = fused_values([&a.q_proj, &a.k_proj, &a.v_proj], a.fused_lora);
+                    let [gate, up] = fused_values([&m.gate_proj, &m.up_proj], m.fused_lora);
+                    [q, k, v, gate, up]
+                };
+                let (a, m) = (&mut layer.self_attn, &mut layer.mlp);
+                let parts = [
+                    &mut a.q_proj,
+                    &mut a.k_proj,
+                    &mut a.v_proj,
+                    &mut m.gate_proj,
+                    &mut m.up_proj,
+                ];
+                for (linear, weight) in parts.into_iter().zip(merged) {
+                    let (id, _, mapper) = linear.weight.clone().consume();
+                    linear.weight = Param::from_mapped_value(id, weight, mapper);
+                }
+            }
+        }
         let mut model = Module::materialize(self);
         model.lora = None;
         model.set_dropout(0.0);
@@ -258,15 +398,43 @@ impl LlamaForCausalLM {
     fn set_dropout(&mut self, dropout: f64) {
         for layer in &mut self.layers {
             layer.set_lora_dropout(dropout);
+            if dropout == 0.0 && self.lora.is_none() {
+                // Without adapters (merged or dropped), no fused one either.
+                layer.set_fused_lora(false, false);
+            }
         }
     }
 
     /// The adapter factors in PEFT's names and layout: `…{module}.lora_A.weight` `[r, in]` and
-    /// `…{module}.lora_B.weight` `[out, r]`.
+    /// `…{module}.lora_B.weight` `[out, r]`. A fused adapter (Phi-3) is written as PEFT's one on
+    /// the fused weight: the shared `A`, the parts' `B` joined by rows.
     pub fn adapter_tensors(&self) -> Result<Vec<HostTensor>> {
         let mut out = Vec::new();
         for (index, layer) in self.layers.iter().enumerate() {
-            for (group, module, linear) in layer.projections() {
+            let projections = layer.projections();
+            let mut fused_done = BTreeSet::new();
+            for (group, module, linear) in projections {
+                if let Some((fused, _)) = fused_part(module)
+                    && let Some(parts) = shared_parts(layer, &projections, fused)
+                {
+                    if fused_done.insert(fused) {
+                        let prefix = peft_prefix(index, group, fused);
+                        let first = parts[0].weight.adapter().expect("shared_parts checked");
+                        out.push(
+                            HostInput::D2(first.a.val().transpose())
+                                .read(format!("{prefix}.lora_A.weight"))?,
+                        );
+                        let b = Tensor::cat(
+                            parts
+                                .iter()
+                                .map(|l| l.weight.adapter().expect("checked").b.val().transpose())
+                                .collect(),
+                            0,
+                        );
+                        out.push(HostInput::D2(b).read(format!("{prefix}.lora_B.weight"))?);
+                    }
+                    continue;
+                }
                 if let Some(adapter) = linear.weight.adapter() {
                     let prefix = peft_prefix(index, group, module);
                     out.push(
@@ -312,16 +480,59 @@ impl LlamaForCausalLM {
     /// `print_trainable_parameters` reports them.
     pub fn lora_parameter_counts(&self) -> (usize, usize) {
         let mut trainable = 0;
+        // A fused adapter's parts share one `A`: counted once.
         for layer in &self.layers {
-            for (_, _, linear) in layer.projections() {
+            let projections = layer.projections();
+            for (_, module, linear) in projections {
                 if let Some(adapter) = linear.weight.adapter() {
-                    trainable += adapter.a.lazy_shape().num_elements()
-                        + adapter.b.lazy_shape().num_elements();
+                    let copy = fused_part(module).is_some_and(|(fused, part)| {
+                        part > 0 && shared_parts(layer, &projections, fused).is_some()
+                    });
+                    if !copy {
+                        trainable += adapter.a.lazy_shape().num_elements();
+                    }
+                    trainable += adapter.b.lazy_shape().num_elements();
                 }
             }
         }
         (trainable, self.num_params())
     }
+}
+
+/// The effective weights `[in, out]` of the parts of a fused projection: with `shared` (the
+/// layer's `fused_lora`) `W + scale·A·B_part` with the first part's `A` (the other parts'
+/// copies do not train, [`crate::lora::forward_fused`]), else each part's `Param::val`.
+pub(crate) fn fused_values<const N: usize>(parts: [&Linear; N], shared: bool) -> [Tensor<2>; N] {
+    let first = parts[0].weight.adapter();
+    let Some(a) = first
+        .filter(|_| shared && parts.iter().all(|l| l.weight.adapter().is_some()))
+        .map(|f| f.a.val())
+    else {
+        return parts.map(|l| l.weight.val());
+    };
+    parts.map(|l| {
+        let adapter = l.weight.adapter().expect("checked above");
+        l.weight.base() + a.clone().matmul(adapter.b.val()).mul_scalar(adapter.scale)
+    })
+}
+
+/// The parts of `fused` (`qkv_proj`, `gate_up_proj`) among a layer's projections when they
+/// carry one fused adapter.
+fn shared_parts<'a>(
+    layer: &DecoderLayer,
+    projections: &[(&'static str, &'static str, &'a Linear); 7],
+    fused: &str,
+) -> Option<Vec<&'a Linear>> {
+    let flag = match fused {
+        "qkv_proj" => layer.self_attn.fused_lora,
+        _ => layer.mlp.fused_lora,
+    };
+    let parts: Vec<&Linear> = projections
+        .iter()
+        .filter(|(_, m, _)| fused_part(m).is_some_and(|(f, _)| f == fused))
+        .map(|(_, _, l)| *l)
+        .collect();
+    (flag && parts.iter().all(|l| l.weight.adapter().is_some())).then_some(parts)
 }
 
 /// The adapted projections per layer (`{layer: [module, ...]}`), for diagnostics.

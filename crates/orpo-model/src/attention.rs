@@ -51,6 +51,10 @@ pub struct Attention {
     /// Dropout on the input of LoRA adapters while training (0 without adapters).
     #[module(skip)]
     pub lora_dropout: f64,
+    /// Whether q, k and v carry one fused adapter (Phi-3's `qkv_proj`): `q_proj`'s `A` serves
+    /// all three ([`lora::forward_fused`]).
+    #[module(skip)]
+    pub fused_lora: bool,
     /// Per-head RMSNorm `[head_dim]` of the queries before RoPE (Gemma 3's `q_norm`).
     pub q_norm: Option<RmsNorm>,
     /// Per-head RMSNorm `[head_dim]` of the keys before RoPE (Gemma 3's `k_norm`).
@@ -86,18 +90,24 @@ impl Attention {
     ) -> Tensor<2> {
         let seq = rows.dims()[0] / batch;
         let p = self.lora_dropout;
-        let project_heads = |linear: &Linear, heads: usize, norm: Option<&RmsNorm>| {
-            let x =
-                lora::forward(linear, rows.clone(), p).reshape([batch, seq, heads, self.head_dim]);
+        // One call for q, k and v: a fused LoRA (Phi-3's `qkv_proj`) shares its `A` between them.
+        let [q, k, v] = lora::forward_fused(
+            [&self.q_proj, &self.k_proj, &self.v_proj],
+            rows.clone(),
+            p,
+            self.fused_lora,
+        );
+        let project_heads = |x: Tensor<2>, heads: usize, norm: Option<&RmsNorm>| {
+            let x = x.reshape([batch, seq, heads, self.head_dim]);
             let x = match norm {
                 Some(norm) => rms_norm_offset(norm, x, self.norm_weight_offset),
                 None => x,
             };
             x.swap_dims(1, 2)
         };
-        let q = project_heads(&self.q_proj, self.num_heads, self.q_norm.as_ref());
-        let k = project_heads(&self.k_proj, self.num_kv_heads, self.k_norm.as_ref());
-        let v = project_heads(&self.v_proj, self.num_kv_heads, None);
+        let q = project_heads(q, self.num_heads, self.q_norm.as_ref());
+        let k = project_heads(k, self.num_kv_heads, self.k_norm.as_ref());
+        let v = project_heads(v, self.num_kv_heads, None);
         // The 1/√d scale goes on q `[B, heads, T, d]` rather than on the scores
         // `[B, heads, T, S]`: the same product (exactly so for a power-of-two d), one full pass
         // over the largest activation fewer, forward and backward.

@@ -20,6 +20,10 @@ pub struct Mlp {
     /// Dropout on the input of LoRA adapters while training (0 without adapters).
     #[module(skip)]
     pub lora_dropout: f64,
+    /// Whether gate and up carry one fused adapter (Phi-3's `gate_up_proj`): `gate_proj`'s `A`
+    /// serves both ([`lora::forward_fused`]).
+    #[module(skip)]
+    pub fused_lora: bool,
     /// The gate's activation (SwiGLU or Gemma's tanh GeGLU).
     #[module(skip)]
     pub activation: Activation,
@@ -34,8 +38,9 @@ impl Mlp {
     /// the CPU backends tile well (about 2× faster on the demo model).
     pub fn forward(&self, rows: Tensor<2>) -> Tensor<2> {
         let p = self.lora_dropout;
-        let gate = lora::forward(&self.gate_proj, rows.clone(), p);
-        let up = lora::forward(&self.up_proj, rows, p);
+        // A fused LoRA (Phi-3's `gate_up_proj`) shares its `A` between gate and up.
+        let [gate, up] =
+            lora::forward_fused([&self.gate_proj, &self.up_proj], rows, p, self.fused_lora);
         let hidden = match self.activation {
             Activation::Silu => swiglu(gate, up),
             Activation::GeluTanh => geglu_tanh(gate, up),

@@ -245,6 +245,7 @@ impl LlamaForCausalLM {
                 num_kv_heads: c.num_key_value_heads,
                 head_dim: c.head_dim,
                 lora_dropout: 0.0,
+                fused_lora: false,
                 q_norm,
                 k_norm,
                 norm_weight_offset: offset,
@@ -257,6 +258,7 @@ impl LlamaForCausalLM {
                 up_proj,
                 down_proj: linear(source, &format!("{p}.mlp.down_proj"), i, h, c.mlp_bias)?,
                 lora_dropout: 0.0,
+                fused_lora: false,
                 activation: q.activation,
             };
             let window = q.layer_windows.get(layer).copied().flatten();

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use burn::tensor::Tensor;
 
+use crate::adapters::fused_values;
 use crate::error::{ModelError, Result};
 use crate::model::LlamaForCausalLM;
 pub(crate) use crate::tensor_file::HostInput;
@@ -42,20 +43,20 @@ impl LlamaForCausalLM {
             let attn = &layer.self_attn;
             let mlp = &layer.mlp;
             if quirks.fused_projections {
-                // Phi-3: rows [q; k; v] and [gate; up], as transformers stores them.
-                let join = |parts: &[&burn::nn::Linear]| {
-                    Tensor::cat(
-                        parts.iter().map(|l| l.weight.val().transpose()).collect(),
-                        0,
-                    )
+                // Phi-3: rows [q; k; v] and [gate; up], as transformers stores them (merged
+                // with a fused adapter's shared A, `fused_values`).
+                let join = |parts: Vec<Tensor<2>>| {
+                    Tensor::cat(parts.into_iter().map(|w| w.transpose()).collect(), 0)
                 };
+                let qkv = fused_values([&attn.q_proj, &attn.k_proj, &attn.v_proj], attn.fused_lora);
                 push(
                     format!("{p}.self_attn.qkv_proj.weight"),
-                    HostInput::D2(join(&[&attn.q_proj, &attn.k_proj, &attn.v_proj])),
+                    HostInput::D2(join(qkv.to_vec())),
                 )?;
+                let gate_up = fused_values([&mlp.gate_proj, &mlp.up_proj], mlp.fused_lora);
                 push(
                     format!("{p}.mlp.gate_up_proj.weight"),
-                    HostInput::D2(join(&[&mlp.gate_proj, &mlp.up_proj])),
+                    HostInput::D2(join(gate_up.to_vec())),
                 )?;
             }
             let separate: &[(&str, &burn::nn::Linear)] = if quirks.fused_projections {

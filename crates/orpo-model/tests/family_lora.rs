@@ -14,10 +14,11 @@ use orpo_model::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 use orpo_model::{LlamaForCausalLM, LoraConfig, ModelError};
 use serde_json::Value;
 
-const CASES: [&str; 3] = [
+const CASES: [&str; 4] = [
     "qwen3_all_linear",
     "gemma2_all_linear_rslora",
     "phi3_o_down",
+    "phi3_all_linear",
 ];
 
 fn fixture(name: &str) -> PathBuf {
@@ -133,32 +134,89 @@ fn adapter_gradients_match_pefts() {
         let grads = loss.backward();
         let want: BTreeMap<String, Vec<f32>> =
             serde_json::from_value(json["grads"].clone()).unwrap();
-        let mut seen = 0;
+        // Our gradients in PEFT's names and layout (`[r, in]`, `[out, r]`). A fused adapter
+        // (Phi-3) is one PEFT module: the shared A's gradient (its first part's, the one the
+        // forward uses) and the parts' B gradients joined by rows.
+        let grad_of =
+            |p: &burn::module::Param<Tensor<2>>| p.val().grad(&grads).map(|g| g.transpose());
+        let mut got: BTreeMap<String, Vec<f32>> = BTreeMap::new();
+        let fused = model.config.quirks.fused_projections;
         for (index, layer) in model.layers.iter().enumerate() {
-            for (group, module, linear) in layer.projections() {
-                let Some(adapter) = linear.weight.adapter() else {
+            let prefix = |group: &str, module: &str| {
+                format!("base_model.model.model.layers.{index}.{group}.{module}")
+            };
+            let (attn, mlp) = (&layer.self_attn, &layer.mlp);
+            let groups: Vec<(String, Vec<&burn::nn::Linear>)> = if fused {
+                vec![
+                    (
+                        prefix("self_attn", "qkv_proj"),
+                        vec![&attn.q_proj, &attn.k_proj, &attn.v_proj],
+                    ),
+                    (prefix("self_attn", "o_proj"), vec![&attn.o_proj]),
+                    (
+                        prefix("mlp", "gate_up_proj"),
+                        vec![&mlp.gate_proj, &mlp.up_proj],
+                    ),
+                    (prefix("mlp", "down_proj"), vec![&mlp.down_proj]),
+                ]
+            } else {
+                layer
+                    .projections()
+                    .into_iter()
+                    .map(|(g, m, l)| (prefix(g, m), vec![l]))
+                    .collect()
+            };
+            for (key, parts) in groups {
+                let adapters: Vec<_> = parts.iter().filter_map(|l| l.weight.adapter()).collect();
+                if adapters.is_empty() {
                     continue;
-                };
-                let prefix = format!("base_model.model.model.layers.{index}.{group}.{module}");
-                for (suffix, param) in [("lora_A", &adapter.a), ("lora_B", &adapter.b)] {
-                    let key = format!("{prefix}.{suffix}.weight");
-                    let got = values(param.val().grad(&grads).unwrap().transpose());
-                    let want = &want[&key];
-                    assert_eq!(got.len(), want.len(), "{name}: {key}");
-                    let scale = want.iter().fold(0.0f32, |m, w| m.max(w.abs()));
-                    let worst = got
-                        .iter()
-                        .zip(want)
-                        .fold(0.0f32, |m, (g, w)| m.max((g - w).abs()));
-                    assert!(
-                        worst <= 1e-5 + 1e-4 * scale,
-                        "{name}: {key}: max |Δgrad| = {worst:e} (max |grad| {scale:e})"
-                    );
-                    seen += 1;
                 }
+                assert_eq!(adapters.len(), parts.len(), "{name}: {key}");
+                if parts.len() > 1 {
+                    let flag = if key.ends_with("qkv_proj") {
+                        attn.fused_lora
+                    } else {
+                        mlp.fused_lora
+                    };
+                    assert!(flag, "{name}: {key}: one fused adapter");
+                }
+                // The parts' copies of A beyond the first are not used, so never trained.
+                for copy in &adapters[1..] {
+                    assert!(
+                        grad_of(&copy.a).is_none(),
+                        "{name}: {key}: a copy of A trains"
+                    );
+                }
+                assert!(
+                    parts.iter().all(|l| l.weight.base().grad(&grads).is_none()),
+                    "{name}: {key}: the frozen base has a gradient"
+                );
+                got.insert(
+                    format!("{key}.lora_A.weight"),
+                    values(grad_of(&adapters[0].a).unwrap()),
+                );
+                let b = Tensor::cat(adapters.iter().map(|a| grad_of(&a.b).unwrap()).collect(), 0);
+                got.insert(format!("{key}.lora_B.weight"), values(b));
             }
         }
-        assert_eq!(seen, want.len(), "{name}: every PEFT gradient compared");
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{name}: PEFT's adapter tensors"
+        );
+        for (key, want) in &want {
+            let got = &got[key];
+            assert_eq!(got.len(), want.len(), "{name}: {key}");
+            let scale = want.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+            let worst = got
+                .iter()
+                .zip(want)
+                .fold(0.0f32, |m, (g, w)| m.max((g - w).abs()));
+            assert!(
+                worst <= 1e-5 + 1e-4 * scale,
+                "{name}: {key}: max |Δgrad| = {worst:e} (max |grad| {scale:e})"
+            );
+        }
     }
 }
 
@@ -283,35 +341,35 @@ fn lora_targets_come_from_the_family_table() {
             && err.contains("qkv_proj, o_proj, gate_up_proj, down_proj"),
         "{err}"
     );
-    for fused in [
-        &["all-linear"][..],
-        &["qkv_proj"],
-        &["gate_up_proj", "o_proj"],
-    ] {
-        let err = lora_error(phi3(), fused);
-        assert!(
-            err.contains("fused") && err.contains("o_proj, down_proj"),
-            "{err}"
-        );
-    }
-    // A PEFT adapter on the fused projections is refused naming its config.
-    let dir = tempfile::tempdir().unwrap();
-    for file in [ADAPTER_CONFIG, ADAPTER_WEIGHTS] {
-        std::fs::copy(
-            fixture("phi3_o_down").join("adapter").join(file),
-            dir.path().join(file),
-        )
+    // all-linear is Phi-3's four layers, the fused ones with one adapter each (A shared by the
+    // parts, B sliced): as many trainable parameters as PEFT's adapter file holds.
+    let all = LoraConfig::new(4, 8.0)
+        .with_target_modules(&["all-linear"])
         .unwrap();
-    }
-    let config_path = dir.path().join(ADAPTER_CONFIG);
-    let mut config = read_json(&config_path);
-    config["target_modules"] = serde_json::json!("all-linear");
-    std::fs::write(&config_path, config.to_string()).unwrap();
-    let err = phi3().load_adapter(dir.path()).unwrap_err().to_string();
-    assert!(
-        err.contains("fused") && err.contains(ADAPTER_CONFIG),
-        "{err}"
+    let model = phi3().with_lora(&all).unwrap();
+    assert_eq!(
+        model.lora_config().unwrap().target_modules,
+        ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
     );
+    let peft = safetensors_f32(
+        &fixture("phi3_all_linear")
+            .join("adapter")
+            .join(ADAPTER_WEIGHTS),
+    );
+    let peft_count: usize = peft
+        .values()
+        .map(|(shape, _)| shape.iter().product::<usize>())
+        .sum();
+    assert_eq!(model.lora_parameter_counts().0, peft_count);
+    let names: Vec<String> = model
+        .adapter_tensors()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    let mut names_sorted = names.clone();
+    names_sorted.sort();
+    assert_eq!(names_sorted, peft.keys().cloned().collect::<Vec<_>>());
     // A typo is caught before any model is built, naming every family's names.
     let err = LoraConfig::new(2, 4.0)
         .with_target_modules(&["qkv"])

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{Keys, LlamaConfig};
 use crate::error::{ModelError, Result};
-use crate::lora::{FUSED_MODULES, LINEAR_MODULES};
+use crate::lora::LINEAR_MODULES;
 
 /// One model family: the names `config.json` gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,10 +127,9 @@ pub fn by_architecture(architecture: &str) -> Option<&'static Family> {
 /// The LoRA targets of a `model_type`'s layers from a config's resolved `target_modules`
 /// ([`crate::lora::resolve_target_modules`], which expands `all-linear` to the Llama layout's
 /// seven names: a family with other layers gets its own [`Family::lora_targets`] for them).
-/// A name the family does not have is an error naming the ones it has; so is a fused
-/// projection (Phi-3's `qkv_proj`, `gate_up_proj`): the decoder holds it as separate linear
-/// layers, and PEFT's one adapter on the fused weight (one `A` shared by q, k and v) is not
-/// what separate adapters compute.
+/// A name the family does not have is an error naming the ones it has. A fused projection
+/// (Phi-3's `qkv_proj`, `gate_up_proj`) gets PEFT's one adapter on the fused weight, its `A`
+/// shared by the split parts ([`crate::lora::forward_fused`]).
 pub fn lora_targets(
     model_type: &str,
     targets: &[String],
@@ -145,27 +144,12 @@ pub fn lora_targets(
         targets.to_vec()
     };
     let arch = family.map_or("", |f| f.architecture);
-    for name in &wanted {
-        if !valid.contains(&name.as_str()) {
-            return Err(format!(
-                "LoRA target module `{name}` is not a linear layer of {model_type} ({arch}); \
-                 its targets are {} or all-linear",
-                valid.join(", ")
-            ));
-        }
-        if FUSED_MODULES.contains(&name.as_str()) {
-            let split: Vec<&str> = valid
-                .iter()
-                .copied()
-                .filter(|m| !FUSED_MODULES.contains(m))
-                .collect();
-            return Err(format!(
-                "LoRA on {model_type}'s fused `{name}` is not supported: the decoder splits it \
-                 into separate projections, and PEFT's one adapter on the fused weight shares \
-                 its A between them; target {} instead",
-                split.join(", ")
-            ));
-        }
+    if let Some(name) = wanted.iter().find(|n| !valid.contains(&n.as_str())) {
+        return Err(format!(
+            "LoRA target module `{name}` is not a linear layer of {model_type} ({arch}); \
+             its targets are {} or all-linear",
+            valid.join(", ")
+        ));
     }
     Ok(wanted)
 }

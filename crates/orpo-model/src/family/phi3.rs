@@ -18,10 +18,10 @@ pub const MODEL_TYPE: &str = "phi3";
 /// `config.json`'s `architectures[0]`.
 pub const ARCHITECTURE: &str = "Phi3ForCausalLM";
 
-/// PEFT's LoRA target names of a Phi-3 layer (what `all-linear` covers): the fused
-/// projections as stored. orpo-model splits `qkv_proj` and `gate_up_proj` into separate
-/// linear layers on load, so adapters go on `o_proj` and `down_proj` only
-/// ([`super::lora_targets`] refuses the fused ones with that reason).
+/// PEFT's LoRA target names of a Phi-3 layer (what `all-linear` covers): the projections as
+/// stored, fused ones included. The decoder holds `qkv_proj` and `gate_up_proj` split; an
+/// adapter on one is PEFT's single LoRA on the fused weight, its `A` shared by the parts
+/// ([`crate::lora::forward_fused`]).
 pub const LORA_TARGETS: [&str; 4] = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"];
 
 /// Sets Phi-3's quirks on `config` (its shared keys already read).

@@ -45,4 +45,4 @@ pub use config::{
     ADAPTER_CONFIG, ADAPTER_WEIGHTS, ALL_LINEAR, DEFAULT_TARGET_MODULES, FUSED_MODULES,
     KNOWN_MODULES, LINEAR_MODULES, LoraConfig, resolve_target_modules,
 };
-pub use forward::forward;
+pub use forward::{forward, forward_fused};
