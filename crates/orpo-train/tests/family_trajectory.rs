@@ -75,8 +75,16 @@ fn trajectory(name: &str) {
     let out = tempfile::tempdir().unwrap();
     let cfg = config(settings, out.path());
     let logged = train_and_read_metrics(model, cfg, data, tokenizer);
-    assert_eq!(logged.len(), steps.len(), "{name}: one log line per step");
+    compare_steps(name, &logged, steps);
 
+    let initial = tensors(&dir.join("model/model.safetensors"));
+    let fin = tensors(&out.path().join("final/model.safetensors"));
+    compare_updates(name, &fx, &initial, &fin);
+}
+
+/// Every step's loss, metrics and grad_norm against TRL's ([`METRIC_TOLERANCES`]).
+fn compare_steps(name: &str, logged: &[orpo_train::LogEntry], steps: &[Value]) {
+    assert_eq!(logged.len(), steps.len(), "{name}: one log line per step");
     let mut failures = Vec::new();
     let mut worst: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     for (entry, trl) in logged.iter().zip(steps) {
@@ -112,10 +120,18 @@ fn trajectory(name: &str) {
     }
     eprintln!("{name}: worst (error, step) per metric {worst:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
 
-    let initial = tensors(&dir.join("model/model.safetensors"));
-    let fin = tensors(&out.path().join("final/model.safetensors"));
-    for (tensor, expected) in fx["update_norms"].as_object().unwrap() {
+/// Each tensor's total update (L2 norm, 1e-4 relative) and final norm (1e-5) against TRL's.
+fn compare_updates(
+    name: &str,
+    fx: &Value,
+    initial: &BTreeMap<String, Vec<f32>>,
+    fin: &BTreeMap<String, Vec<f32>>,
+) {
+    let expected_tensors = fx["update_norms"].as_object().unwrap();
+    assert!(!expected_tensors.is_empty());
+    for (tensor, expected) in expected_tensors {
         let (a, b) = (&fin[tensor], &initial[tensor]);
         let update: Vec<f32> = a.iter().zip(b).map(|(x, y)| x - y).collect();
         let e = rel_err(l2(&update), expected.as_f64().unwrap());
@@ -159,4 +175,42 @@ fn gemma3_follows_trls_trajectory() {
 #[test]
 fn phi3_follows_trls_trajectory() {
     trajectory("phi3");
+}
+
+/// Phi-3 with a PEFT `all-linear` LoRA (the fused `qkv_proj` / `gate_up_proj` adapters
+/// included) follows TRL + PEFT's 10 steps (`tests/fixtures/lora/phi3_trajectory/`, written by
+/// `scripts/make_family_lora_trajectory.py`): the run starts from PEFT's adapter on the frozen
+/// base, and the final adapter's tensors (PEFT's names) moved as PEFT's did.
+#[test]
+fn phi3_lora_follows_trl_peft_trajectory() {
+    let name = "phi3 LoRA";
+    let dir = root().join("tests/fixtures/lora/phi3_trajectory");
+    let text = std::fs::read_to_string(dir.join("trajectory.json")).unwrap();
+    let fx: Value = serde_json::from_str(&text).unwrap();
+    let settings = &fx["settings"];
+    let steps = fx["steps"].as_array().unwrap();
+    let device = Device::flex().autodiff();
+    let model = LlamaForCausalLM::from_pretrained(dir.join("model"), &device)
+        .unwrap()
+        .load_adapter(dir.join("adapter"))
+        .unwrap();
+    assert_eq!(
+        model.lora_config().unwrap().target_modules,
+        ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
+    );
+    let (tokenizer, data) = fixture_data(&root().join("tests/fixtures/train"));
+    let out = tempfile::tempdir().unwrap();
+    let cfg = orpo_train::OrpoConfig {
+        lora_export: orpo_train::LoraExport::Adapter,
+        ..config(settings, out.path())
+    };
+    let logged = train_and_read_metrics(model, cfg, data, tokenizer);
+    compare_steps(name, &logged, steps);
+    let initial = tensors(&dir.join("adapter/adapter_model.safetensors"));
+    let fin = tensors(&out.path().join("final/adapter_model.safetensors"));
+    assert_eq!(
+        fin.keys().collect::<Vec<_>>(),
+        initial.keys().collect::<Vec<_>>()
+    );
+    compare_updates(name, &fx, &initial, &fin);
 }
