@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use orpo_model::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
-use orpo_model::{LlamaForCausalLM, LoraConfig, ModelError};
+use orpo_model::{LlamaForCausalLM, LoraConfig, ModelError, SaveDtype};
 use serde_json::Value;
 
 const CASES: [&str; 4] = [
@@ -95,6 +95,14 @@ fn peft_adapters_give_pefts_logits() {
         // The adapters matter: the base alone is far off.
         let off = max_logit_error(&base(name, &device), &json, &device);
         assert!(off > 1e-2, "{name}: base alone {off:e}");
+        // Saved in transformers' layout (the merged weights; Phi-3's fused `qkv_proj` /
+        // `gate_up_proj` rows joined with the shared A) and read back: the same logits.
+        let out = tempfile::tempdir().unwrap();
+        model.save_pretrained(out.path(), SaveDtype::F32).unwrap();
+        let saved = LlamaForCausalLM::from_pretrained(out.path(), &device).unwrap();
+        assert!(saved.lora_config().is_none());
+        let err = max_logit_error(&saved, &json, &device);
+        assert!(err <= 1e-4, "{name}: saved merged max |Δlogit| = {err:e}");
         // Merged into the weights, the same logits.
         let err = max_logit_error(&model.merge_lora(), &json, &device);
         assert!(err <= 1e-4, "{name}: merged max |Δlogit| = {err:e}");

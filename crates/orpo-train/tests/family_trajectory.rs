@@ -201,7 +201,7 @@ fn phi3_lora_follows_trl_peft_trajectory() {
     let (tokenizer, data) = fixture_data(&root().join("tests/fixtures/train"));
     let out = tempfile::tempdir().unwrap();
     let cfg = orpo_train::OrpoConfig {
-        lora_export: orpo_train::LoraExport::Adapter,
+        lora_export: orpo_train::LoraExport::Both,
         ..config(settings, out.path())
     };
     let logged = train_and_read_metrics(model, cfg, data, tokenizer);
@@ -213,4 +213,36 @@ fn phi3_lora_follows_trl_peft_trajectory() {
         initial.keys().collect::<Vec<_>>()
     );
     compare_updates(name, &fx, &initial, &fin);
+
+    // `final-merged/` holds W + scale·B·A in transformers' layout, with the trained shared A of
+    // each fused projection (not the untrained copies the split parts keep).
+    let base = tensors(&dir.join("model/model.safetensors"));
+    let merged = tensors(&out.path().join("final-merged/model.safetensors"));
+    let (r, scale) = (4, 8.0 / 4.0);
+    let mut checked = 0;
+    for (key, w) in &base {
+        let Some(module) = key.strip_suffix(".weight") else {
+            continue;
+        };
+        let prefix = format!("base_model.model.{module}");
+        let (Some(a), Some(b)) = (
+            fin.get(&format!("{prefix}.lora_A.weight")),
+            fin.get(&format!("{prefix}.lora_B.weight")),
+        ) else {
+            assert_eq!(&merged[key], w, "{key}: not adapted, unchanged");
+            continue;
+        };
+        let (d_in, d_out) = (a.len() / r, b.len() / r);
+        assert_eq!(w.len(), d_out * d_in, "{key}");
+        let worst = (0..d_out * d_in)
+            .map(|i| {
+                let (o, c) = (i / d_in, i % d_in);
+                let delta: f32 = (0..r).map(|k| b[o * r + k] * a[k * d_in + c]).sum();
+                (merged[key][i] - (w[i] + scale * delta)).abs()
+            })
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-5, "{key}: merged differs by {worst:e}");
+        checked += 1;
+    }
+    assert_eq!(checked, 8, "qkv, o, gate_up, down in 2 layers");
 }
