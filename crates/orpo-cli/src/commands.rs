@@ -55,12 +55,12 @@ fn setup(origin: &str) -> Setup<'_> {
 
 /// A local directory, else a Hub id's snapshot ([`Setup::dir`]).
 fn resolve_dir(name: &str, what: &str, revision: Option<&str>) -> Result<PathBuf, Failure> {
-    Ok(setup("").dir(name, what, revision)?)
+    setup("").dir(name, what, revision)
 }
 
 /// A local dataset path (file or folder), else a Hub dataset id ([`Setup::dataset_path`]).
 fn resolve_dataset(name: &str, what: &str) -> Result<PathBuf, Failure> {
-    Ok(setup("").dataset_path(name, what)?)
+    setup("").dataset_path(name, what)
 }
 
 #[cfg(feature = "hub")]
@@ -488,7 +488,7 @@ fn load_model(
     base: Option<&str>,
     device: &Device,
 ) -> Result<LlamaForCausalLM, Failure> {
-    Ok(setup("").load_model(dir, base, device)?)
+    setup("").load_model(dir, base, device)
 }
 
 /// `orpo plot`.
