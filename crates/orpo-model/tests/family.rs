@@ -406,6 +406,34 @@ fn save_then_load_keeps_logits_and_transformers_names() {
         for n in must_not_have {
             assert!(!names.contains(&n), "{name}: {n} written");
         }
+        // The config keeps what transformers reads the family by, as the Hub's config spells
+        // it (`check_roundtrip.py` loads such a save with transformers).
+        let read = |dir: &Path| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                .unwrap()
+        };
+        let (written, original) = (read(out.path()), read(&fixture(name)));
+        for key in [
+            "architectures",
+            "model_type",
+            "hidden_act",
+            "hidden_activation",
+            "query_pre_attn_scalar",
+            "attn_logit_softcapping",
+            "final_logit_softcapping",
+            "sliding_window",
+            "sliding_window_pattern",
+            "rope_theta",
+            "rope_local_base_freq",
+            "rope_scaling",
+            "partial_rotary_factor",
+            "original_max_position_embeddings",
+            "tie_word_embeddings",
+        ] {
+            assert_eq!(written.get(key), original.get(key), "{name}: {key}");
+        }
+        // `head_dim` is written even where the original left it implied (Phi-3).
+        assert_eq!(written["head_dim"], model.config.head_dim, "{name}");
         let reloaded = LlamaForCausalLM::from_pretrained(out.path(), &device).unwrap();
         assert_eq!(reloaded.config.quirks, model.config.quirks, "{name}");
         check(name, &reloaded, &device);
