@@ -59,7 +59,7 @@ pub use prompt_prefix::EncodedPrompt;
 pub use read::{ColumnFormat, PromptMode};
 pub use source::{DataFile, FileKind, Split, list_splits, select_split};
 pub use summary::{DataSummary, Lengths, summarize};
-pub use template::{CHATML_TEMPLATE, ChatTemplate};
+pub use template::{CHATML_TEMPLATE, ChatTemplate, NAMED_TEMPLATES, template_source};
 pub use tokenize::{
     CompletionBudget, RowOutcome, TokenizeConfig, TokenizeReport, TokenizedPair, TruncationMode,
     tokenize_example, tokenize_examples,

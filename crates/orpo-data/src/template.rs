@@ -18,6 +18,43 @@ pub const CHATML_TEMPLATE: &str = "{% for message in messages %}{{'<|im_start|>'
 
 const NAME: &str = "chat_template";
 
+/// Well-known chat templates by name, for the `chat_template` key: ChatML (TRL's
+/// `setup_chat_format`), and the templates TRL 1.16 ships in `trl/chat_templates/` for Llama 3,
+/// Gemma and Phi-3 (`templates/*.jinja`, copied unchanged), and Zephyr's
+/// (HuggingFaceH4/zephyr-7b-beta's `tokenizer_config.json`).
+pub const NAMED_TEMPLATES: &[(&str, &str)] = &[
+    ("chatml", CHATML_TEMPLATE),
+    ("llama3", include_str!("../templates/llama3.jinja")),
+    ("zephyr", include_str!("../templates/zephyr.jinja")),
+    ("gemma", include_str!("../templates/gemma.jinja")),
+    ("phi3", include_str!("../templates/phi3.jinja")),
+];
+
+/// The template source a `chat_template` value stands for: the value itself when it contains
+/// `{%` or `{{` (a template), one of [`NAMED_TEMPLATES`] by name, else a file to read (a
+/// `.jinja`, `.j2` or `.txt` path). Anything else is an error naming the value and the known
+/// names.
+pub fn template_source(value: &str) -> Result<String> {
+    if value.contains("{%") || value.contains("{{") {
+        return Ok(value.to_string());
+    }
+    if let Some((_, src)) = NAMED_TEMPLATES.iter().find(|(n, _)| *n == value) {
+        return Ok((*src).to_string());
+    }
+    let path = std::path::Path::new(value);
+    if path.is_file() {
+        return std::fs::read_to_string(path).map_err(|e| {
+            DataError::Template(format!("chat_template: reading {}: {e}", path.display()))
+        });
+    }
+    let names: Vec<&str> = NAMED_TEMPLATES.iter().map(|(n, _)| *n).collect();
+    Err(DataError::Template(format!(
+        "chat_template `{value}` is not a template (no `{{%` or `{{{{`), not a known name ({}) \
+         and not a file",
+        names.join(", ")
+    )))
+}
+
 /// A compiled chat template plus the special tokens it may reference.
 #[derive(Debug)]
 pub struct ChatTemplate {
