@@ -174,6 +174,74 @@ impl PreferenceDataset {
         }
     }
 
+    /// The examples at `indices` (in that order), as split `split`; files, origins and the
+    /// load report's skipped rows are kept, `rows_kept` is the new length.
+    pub fn select(&self, indices: &[usize], split: &str) -> Self {
+        let mut report = self.report.clone();
+        report.rows_kept = indices.len();
+        PreferenceDataset {
+            split: split.to_string(),
+            examples: indices.iter().map(|&i| self.examples[i].clone()).collect(),
+            origins: indices.iter().map(|&i| self.origins[i]).collect(),
+            report,
+            skip_bad_rows: self.skip_bad_rows,
+        }
+    }
+
+    /// `parts` one after the other, as split `split` (`datasets.concatenate_datasets`): each
+    /// example keeps its file and row, the load reports are summed.
+    pub fn concat(parts: Vec<PreferenceDataset>, split: &str) -> Self {
+        let mut out = PreferenceDataset {
+            split: split.to_string(),
+            examples: Vec::new(),
+            origins: Vec::new(),
+            report: LoadReport::default(),
+            skip_bad_rows: parts.iter().any(|p| p.skip_bad_rows),
+        };
+        for part in parts {
+            let offset = out.report.files.len() as u32;
+            out.origins.extend(
+                part.origins
+                    .iter()
+                    .map(|&(f, r)| (if f == u32::MAX { f } else { f + offset }, r)),
+            );
+            out.examples.extend(part.examples);
+            let r = part.report;
+            out.report.files.extend(r.files);
+            out.report.rows_read += r.rows_read;
+            out.report.rows_kept += r.rows_kept;
+            for (k, n) in r.skipped {
+                *out.report.skipped.entry(k).or_default() += n;
+            }
+            let room = MAX_SKIP_EXAMPLES.saturating_sub(out.report.skipped_examples.len());
+            out.report
+                .skipped_examples
+                .extend(r.skipped_examples.into_iter().take(room));
+        }
+        out
+    }
+
+    /// Holds out `test` examples: a SplitMix64 Fisher–Yates shuffle of the indices seeded with
+    /// `seed` picks them (its first `test` positions), and both parts keep the file order of
+    /// their rows. Returns (`train`, `test`); an error unless `0 < test < len`.
+    pub fn train_test_split(&self, test: usize, seed: u64) -> Result<(Self, Self)> {
+        let n = self.len();
+        if test == 0 || test >= n {
+            return Err(DataError::Config(format!(
+                "a held-out part of {test} examples from the {n} of split `{}` leaves no \
+                 training or no test example",
+                self.split
+            )));
+        }
+        let mut idx: Vec<usize> = (0..n).collect();
+        crate::batch::SplitMix(seed).shuffle(&mut idx);
+        let mut held = idx[..test].to_vec();
+        let mut kept = idx[test..].to_vec();
+        held.sort_unstable();
+        kept.sort_unstable();
+        Ok((self.select(&kept, &self.split), self.select(&held, "test")))
+    }
+
     /// The split name.
     pub fn split(&self) -> &str {
         &self.split
