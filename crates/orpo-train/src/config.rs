@@ -96,6 +96,56 @@ pub enum ResumeFrom {
     Path(PathBuf),
 }
 
+/// `test_size` (`val_set_size`, `test_split_size`): the part of the training split held out for
+/// evaluation when the dataset has no test split, as `datasets.train_test_split(test_size=)`:
+/// an integer is a count of examples, a float in (0, 1) a fraction (`ceil(fraction × n)`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TestSize {
+    /// A number of examples (≥ 1).
+    Count(u64),
+    /// A fraction of the examples, in (0, 1).
+    Fraction(f64),
+}
+
+impl TestSize {
+    /// The number of examples held out of `n` (`datasets`: `ceil(fraction × n)`).
+    pub fn of(self, n: usize) -> usize {
+        match self {
+            TestSize::Count(c) => c as usize,
+            TestSize::Fraction(f) => (f * n as f64).ceil() as usize,
+        }
+    }
+}
+
+/// One entry of `datasets` (TRL 1.x's `DatasetMixtureConfig.datasets`, `get_dataset`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// A dataset path (file or folder) or Hub id, as `dataset`.
+    pub path: String,
+    /// A Hub dataset's configuration name: accepted unset only (as `dataset_config`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The split to read (default `train`).
+    #[serde(default = "train_split")]
+    pub split: String,
+    /// TRL's `select_columns`: the columns read here are always `prompt_column`,
+    /// `chosen_column` and `rejected_column`, which this list must then contain (the prompt
+    /// column only when the data has one).
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// The dataset's share of the mixture: set for all entries or none; normalised to sum to
+    /// one, and the mixture is the largest whose shares no dataset is too small for (TRL: the
+    /// first `round(weight × total)` rows of each).
+    #[serde(default)]
+    pub fraction: Option<f64>,
+}
+
+fn train_split() -> String {
+    "train".into()
+}
+
 /// Step keys given as a fraction of the run (transformers: a value below 1 is
 /// `ceil(fraction × total steps)`), resolved by [`OrpoConfig::resolve_for_run`] once the total
 /// is known.
@@ -157,6 +207,16 @@ pub struct OrpoConfig {
     pub dataset_train_split: String,
     /// Evaluation split name.
     pub dataset_test_split: String,
+    /// The part of the training split held out for evaluation when the dataset has no
+    /// `dataset_test_split` (axolotl's `val_set_size` and TRL's `test_split_size` are read as
+    /// this key): a count or a fraction, drawn by a shuffle seeded with `seed`.
+    pub test_size: Option<TestSize>,
+    /// Several datasets concatenated for training (TRL 1.x's dataset mixture); excludes
+    /// `dataset`.
+    pub datasets: Option<Vec<DatasetSpec>>,
+    /// A chat template that replaces the tokenizer's: a template string, a file, or a name
+    /// (`chatml`, `llama3`, `zephyr`, `gemma`, `phi3`).
+    pub chat_template: Option<String>,
     /// Column holding the prompt (absent: implicit prompt).
     pub prompt_column: String,
     /// Column holding the preferred completion.
@@ -442,6 +502,9 @@ impl Default for OrpoConfig {
             dataset: None,
             dataset_train_split: "train".into(),
             dataset_test_split: "test".into(),
+            test_size: None,
+            datasets: None,
+            chat_template: None,
             prompt_column: "prompt".into(),
             chosen_column: "chosen".into(),
             rejected_column: "rejected".into(),
@@ -703,6 +766,64 @@ impl OrpoConfig {
         self.orpo_alpha.unwrap_or(self.beta)
     }
 
+    /// `test_size`, `datasets` and `dataset` together.
+    fn validate_data_keys(&self, bad: &dyn Fn(String) -> ConfigError) -> Result<(), ConfigError> {
+        match self.test_size {
+            Some(TestSize::Count(0)) => {
+                return Err(bad(
+                    "key `test_size` must be a count ≥ 1 or a fraction in (0, 1), not 0".into(),
+                ));
+            }
+            Some(TestSize::Fraction(f)) if !(f > 0.0 && f < 1.0) => {
+                return Err(bad(format!(
+                    "key `test_size` ({f}) must be a count ≥ 1 or a fraction in (0, 1)"
+                )));
+            }
+            _ => {}
+        }
+        let Some(list) = &self.datasets else {
+            return Ok(());
+        };
+        if self.dataset.is_some() {
+            return Err(bad(
+                "keys `datasets` and `dataset` (or `dataset_name`) are both set: give one".into(),
+            ));
+        }
+        if list.is_empty() {
+            return Err(bad("key `datasets` is an empty list".into()));
+        }
+        let with_fraction = list.iter().filter(|d| d.fraction.is_some()).count();
+        if with_fraction != 0 && with_fraction != list.len() {
+            return Err(bad(
+                "key `datasets`: `fraction` must be set for every dataset or for none".into(),
+            ));
+        }
+        for (i, d) in list.iter().enumerate() {
+            let at = format!("key `datasets[{i}]` (`{}`)", d.path);
+            if let Some(f) = d.fraction
+                && !(f > 0.0 && f <= 1.0)
+            {
+                return Err(bad(format!("{at}: `fraction` ({f}) must be in (0, 1]")));
+            }
+            if let Some(name) = &d.name {
+                return Err(bad(format!(
+                    "{at}: `name: {name}`: Hub dataset configurations are not read here; give \
+                     the configuration's files as `path`"
+                )));
+            }
+            if let Some(cols) = &d.columns {
+                for need in [&self.chosen_column, &self.rejected_column] {
+                    if !cols.contains(need) {
+                        return Err(bad(format!(
+                            "{at}: `columns` lacks `{need}`, a column every pair needs"
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks values that serde alone cannot.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
         let bad = |message: String| ConfigError::Invalid {
@@ -730,6 +851,7 @@ impl OrpoConfig {
                 return Err(bad(format!("key `{key}` must be positive")));
             }
         }
+        self.validate_data_keys(&bad)?;
         if self.bf16 && self.fp16 {
             return Err(bad(
                 "keys `bf16` and `fp16` are both true: choose one".into()

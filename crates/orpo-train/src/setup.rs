@@ -292,26 +292,113 @@ impl<'a> Setup<'a> {
                 )));
             }
         };
-        let tokenizer = PreferenceTokenizer::from_dir(&dir)
+        let mut tokenizer = PreferenceTokenizer::from_dir(&dir)
             .with_context(|| format!("loading the tokenizer from {}", dir.display()))?;
+        apply_chat_template(config, &mut tokenizer).map_err(usage)?;
         Ok((tokenizer, dir))
     }
 
-    /// The train split and, when there is one, the evaluation split of `config`'s `dataset`.
+    /// The train split and, when there is one, the evaluation split of `config`'s `dataset`
+    /// (or of the `datasets` mixture, which has no evaluation split of its own). With
+    /// `test_size` and no evaluation split, the evaluation split is that part of the training
+    /// split ([`PreferenceDataset::train_test_split`], seeded with `seed`); `test_size` with a
+    /// dataset that has its `dataset_test_split` is a usage error naming both.
     pub fn datasets(&self, config: &OrpoConfig) -> Result<Datasets, SetupError> {
-        let name = config
-            .dataset
-            .as_deref()
-            .ok_or_else(|| usage(anyhow!("{}: set `dataset`", self.origin)))?;
-        let path = self.dataset_path(name, "dataset")?;
-        let train = load_split(&path, &config.dataset_train_split, config)?;
-        let test = &config.dataset_test_split;
-        let eval = if !path.is_file() && has_split(&path, test) {
-            Some(load_split(&path, test, config)?)
-        } else {
-            None
+        let (path, train, eval) = match &config.datasets {
+            Some(list) => self.mixture(list, config)?,
+            None => {
+                let name = config.dataset.as_deref().ok_or_else(|| {
+                    usage(anyhow!("{}: set `dataset` (or `datasets`)", self.origin))
+                })?;
+                let path = self.dataset_path(name, "dataset")?;
+                let train = load_split(&path, &config.dataset_train_split, config)?;
+                let test = &config.dataset_test_split;
+                let eval = if !path.is_file() && has_split(&path, test) {
+                    Some(load_split(&path, test, config)?)
+                } else {
+                    None
+                };
+                (path, train, eval)
+            }
         };
-        Ok(Datasets { path, train, eval })
+        let Some(size) = config.test_size else {
+            return Ok(Datasets { path, train, eval });
+        };
+        if let Some(eval) = eval {
+            return Err(usage(anyhow!(
+                "{}: `test_size` holds out part of the training split, but {} has the test \
+                 split `{}` ({} examples) given by `dataset_test_split`: drop one of the two",
+                self.origin,
+                path.display(),
+                config.dataset_test_split,
+                eval.len()
+            )));
+        }
+        let n = train.len();
+        let (train, eval) = train
+            .train_test_split(size.of(n), config.seed)
+            .map_err(|e| usage(anyhow!("{}: key `test_size`: {e}", self.origin)))?;
+        tracing::info!(
+            "test_size: {} of the {n} training examples held out for evaluation (shuffle seed \
+             {}), {} left for training",
+            eval.len(),
+            config.seed,
+            train.len()
+        );
+        Ok(Datasets {
+            path,
+            train,
+            eval: Some(eval),
+        })
+    }
+
+    /// The `datasets` mixture as TRL 1.x's `get_dataset`: each entry's split, with `fraction`s
+    /// normalised to weights `w_i` and `total = min(len_i / w_i)` the first
+    /// `round(w_i × total)` rows of each (Python's round: ties to even), concatenated in list
+    /// order. The path reported is the first entry's.
+    fn mixture(
+        &self,
+        list: &[crate::config::DatasetSpec],
+        config: &OrpoConfig,
+    ) -> Result<(PathBuf, PreferenceDataset, Option<PreferenceDataset>), SetupError> {
+        let mut parts = Vec::with_capacity(list.len());
+        let mut first = None;
+        for (i, spec) in list.iter().enumerate() {
+            let path = self.dataset_path(&spec.path, &format!("datasets[{i}].path"))?;
+            let part = load_split(&path, &spec.split, config)?;
+            first.get_or_insert(path);
+            parts.push(part);
+        }
+        let fractions: Option<Vec<f64>> = list.iter().map(|d| d.fraction).collect();
+        if let Some(fractions) = fractions {
+            let sum: f64 = fractions.iter().sum();
+            let weights: Vec<f64> = fractions.iter().map(|f| f / sum).collect();
+            let total = parts
+                .iter()
+                .zip(&weights)
+                .map(|(p, w)| p.len() as f64 / w)
+                .fold(f64::INFINITY, f64::min);
+            parts = parts
+                .into_iter()
+                .zip(&weights)
+                .map(|(p, w)| {
+                    let keep = ((w * total).round_ties_even() as usize).min(p.len());
+                    let idx: Vec<usize> = (0..keep).collect();
+                    p.select(&idx, &config.dataset_train_split)
+                })
+                .collect();
+        }
+        for (spec, part) in list.iter().zip(&parts) {
+            tracing::info!(
+                "datasets: {} [{}]: {} examples",
+                spec.path,
+                spec.split,
+                part.len()
+            );
+        }
+        let train = PreferenceDataset::concat(parts, &config.dataset_train_split);
+        tracing::info!("datasets: {} training examples in all", train.len());
+        Ok((first.expect("validated: not empty"), train, None))
     }
 
     /// The model of `dir`: a Hugging Face model directory, or a PEFT adapter directory
@@ -379,6 +466,24 @@ impl<'a> Setup<'a> {
             datasets,
         })
     }
+}
+
+/// Replaces `tokenizer`'s chat template with `config`'s `chat_template` when it is set (a
+/// template string, a file or a name: [`orpo_data::template_source`]); the error names the key.
+pub fn apply_chat_template(
+    config: &OrpoConfig,
+    tokenizer: &mut PreferenceTokenizer,
+) -> anyhow::Result<()> {
+    let Some(value) = &config.chat_template else {
+        return Ok(());
+    };
+    let source =
+        orpo_data::template_source(value).map_err(|e| anyhow!("key `chat_template`: {e}"))?;
+    tokenizer
+        .set_chat_template(&source)
+        .map_err(|e| anyhow!("key `chat_template`: {e}"))?;
+    tracing::info!("chat_template: the tokenizer's template is replaced by `chat_template`");
+    Ok(())
 }
 
 /// The data loading settings of a config (column names, bad rows).

@@ -103,6 +103,18 @@ pub static KEYS: &[KeyDoc] = &[
         "the evaluation split (evaluation is skipped when the dataset has none)",
     ),
     acts(
+        "test_size",
+        "without a test split: hold out this count (or fraction in (0,1)) of train, seeded shuffle",
+    ),
+    acts(
+        "datasets",
+        "several datasets for training: [{path, split, fraction, columns}] (TRL's mixture)",
+    ),
+    acts(
+        "chat_template",
+        "replaces the tokenizer's template: a template, a file, or chatml/llama3/zephyr/gemma/phi3",
+    ),
+    acts(
         "prompt_column",
         "the column holding the prompt (absent column: implicit prompt)",
     ),
@@ -400,6 +412,8 @@ pub static KEYS: &[KeyDoc] = &[
         "a Hub dataset's configuration name; give the files' path instead",
     ),
     alias("dataset_name", "dataset"),
+    alias("test_split_size", "test_size"),
+    alias("val_set_size", "test_size"),
     no_effect(
         "dataset_num_proc",
         "null",
