@@ -53,7 +53,8 @@ pub struct LoraConfig {
     pub alpha: f64,
     /// `lora_dropout`: dropout on the adapter's input while training.
     pub dropout: f64,
-    /// Projections that get adapters, names from [`LINEAR_MODULES`], in layer order.
+    /// Projections that get adapters, names from [`KNOWN_MODULES`], in layer order (checked
+    /// against the model's family when attached, [`crate::family::lora_targets`]).
     pub target_modules: Vec<String>,
     /// Rank-stabilised LoRA: scale by `alpha / √r` (PEFT's `use_rslora`).
     pub use_rslora: bool,
@@ -117,7 +118,7 @@ impl LoraConfig {
         }
     }
 
-    /// The projections to adapt: names from [`LINEAR_MODULES`], or `all-linear`.
+    /// The projections to adapt: names from [`KNOWN_MODULES`], or `all-linear`.
     pub fn with_target_modules<S: AsRef<str>>(
         mut self,
         names: &[S],
@@ -197,7 +198,7 @@ impl LoraConfig {
     /// Reads the settings of a PEFT `adapter_config.json`. Options this crate does not
     /// implement (DoRA, bias training, `fan_in_fan_out`, per-module ranks, `modules_to_save`)
     /// are errors naming the key. `target_modules` is taken as written when it is a list of
-    /// projection names or `all-linear`; [`LlamaForCausalLM::load_adapter`] then uses the
+    /// projection names or `all-linear`; [`crate::LlamaForCausalLM::load_adapter`] then uses the
     /// projections the weights file actually holds.
     pub fn from_peft_json(value: &Value) -> std::result::Result<Self, String> {
         let get = |key: &str| value.get(key).filter(|v| !v.is_null());

@@ -37,6 +37,11 @@
 //! ```
 //!
 //! [`Lora`]: burn::module::Lora
+//! [`LoraAdapter`]: burn::module::LoraAdapter
+//! [`LlamaForCausalLM::load_adapter`]: crate::LlamaForCausalLM::load_adapter
+//! [`LlamaForCausalLM::merge_lora`]: crate::LlamaForCausalLM::merge_lora
+//! [`LlamaForCausalLM::save_pretrained`]: crate::LlamaForCausalLM::save_pretrained
+//! [`LlamaForCausalLM::save_adapter`]: crate::LlamaForCausalLM::save_adapter
 
 mod config;
 mod forward;
