@@ -235,7 +235,8 @@ pub fn eval(
     say_config_warnings(&config);
     let dir = resolve_dir(model, "--model", config.model_revision.as_deref())?;
     let model = load_model(&dir, None, &device)?;
-    let tokenizer = PreferenceTokenizer::from_dir(&dir)?;
+    let mut tokenizer = PreferenceTokenizer::from_dir(&dir)?;
+    orpo_train::setup::apply_chat_template(&config, &mut tokenizer).map_err(usage)?;
     check_tokenizer_fits(model.config.vocab_size, &tokenizer)
         .with_context(|| format!("{}", dir.display()))?;
     let split = split.unwrap_or(&config.dataset_test_split);
