@@ -138,7 +138,10 @@ fn missing_keys_are_usage_errors_naming_the_config() {
         ..config(out.path())
     };
     let (usage, text) = message(setup.datasets(&no_dataset).err().unwrap());
-    assert!(usage && text == "c.yaml: set `dataset`", "{text}");
+    assert!(
+        usage && text == "c.yaml: set `dataset` (or `datasets`)",
+        "{text}"
+    );
 
     // A file where a directory is expected.
     let file = root().join("tests/fixtures/tiny-model/config.json");
