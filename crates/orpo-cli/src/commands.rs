@@ -333,11 +333,15 @@ pub fn inspect(
         None => list_splits(&dataset)?.into_iter().map(|s| s.name).collect(),
     };
     let tokenizer = match tokenizer {
-        Some(t) => Some(PreferenceTokenizer::from_dir(resolve_dir(
-            t,
-            "--tokenizer",
-            config.model_revision.as_deref(),
-        )?)?),
+        Some(t) => {
+            let mut tok = PreferenceTokenizer::from_dir(resolve_dir(
+                t,
+                "--tokenizer",
+                config.model_revision.as_deref(),
+            )?)?;
+            orpo_train::setup::apply_chat_template(&config, &mut tok).map_err(usage)?;
+            Some(tok)
+        }
         None => None,
     };
     let mut all = serde_json::Map::new();
