@@ -7,7 +7,7 @@ use anyhow::{Context, anyhow};
 use crate::hub;
 use burn::tensor::Device;
 use orpo_data::{Message, PreferenceTokenizer, list_splits, summarize};
-use orpo_model::{GenerationConfig, LlamaForCausalLM};
+use orpo_model::{DecoderForCausalLM, GenerationConfig};
 use orpo_train::setup::{Remote, RemoteKind, Resolved, load_split};
 use orpo_train::{
     LearnerKind, OrpoConfig, OrpoTrainer, Setup, SetupError, check_tokenizer_fits, evaluate_pairs,
@@ -492,7 +492,7 @@ fn load_model(
     dir: &Path,
     base: Option<&str>,
     device: &Device,
-) -> Result<LlamaForCausalLM, Failure> {
+) -> Result<DecoderForCausalLM, Failure> {
     setup("").load_model(dir, base, device)
 }
 

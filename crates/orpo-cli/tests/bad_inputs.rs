@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use orpo_model::{LlamaConfig, LlamaForCausalLM, SaveDtype};
+use orpo_model::{DecoderConfig, DecoderForCausalLM, SaveDtype};
 
 mod common;
 use common::root;
@@ -27,8 +27,8 @@ fn model_dir(dir: &Path, vocab_size: usize) {
         "\"vocab_size\": 512",
         &format!("\"vocab_size\": {vocab_size}"),
     );
-    let config = LlamaConfig::from_json_str(&text, Path::new("config.json")).unwrap();
-    LlamaForCausalLM::init(&config, &burn::tensor::Device::default())
+    let config = DecoderConfig::from_json_str(&text, Path::new("config.json")).unwrap();
+    DecoderForCausalLM::init(&config, &burn::tensor::Device::default())
         .save_pretrained(dir, SaveDtype::F32)
         .unwrap();
     for file in ["tokenizer.json", "tokenizer_config.json"] {

@@ -190,7 +190,7 @@ fn check_after_kill(out: &Path, at_pause: Option<&str>) -> usize {
             serde_json::from_str(&std::fs::read_to_string(dir.join(TRAINER_STATE)).unwrap())
                 .unwrap();
         assert_eq!(state.global_step, *step);
-        orpo_model::LlamaForCausalLM::from_pretrained(dir, &device)
+        orpo_model::DecoderForCausalLM::from_pretrained(dir, &device)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         orpo_train::io::read_safetensors(&dir.join("optimizer.safetensors")).unwrap();
     }

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use orpo_model::{LlamaConfig, LlamaForCausalLM};
+use orpo_model::{DecoderConfig, DecoderForCausalLM};
 
 fn main() {
     let args: Vec<usize> = std::env::args()
@@ -29,10 +29,10 @@ fn main() {
         "rms_norm_eps":1e-5,"rope_theta":100000,"max_position_embeddings":8192,
         "tie_word_embeddings":true}}"#
     );
-    let config = LlamaConfig::from_json_str(&json, "bench".as_ref()).unwrap();
+    let config = DecoderConfig::from_json_str(&json, "bench".as_ref()).unwrap();
     let device = Device::default().autodiff();
     device.seed(0);
-    let model = LlamaForCausalLM::init(&config, &device);
+    let model = DecoderForCausalLM::init(&config, &device);
     let ids: Vec<i64> = (0..batch * seq)
         .map(|i| (i * 7919 % 49152) as i64)
         .collect();

@@ -3,8 +3,8 @@
 //! Loads the base model BASE_DIR, attaches adapters (`r` 4, `lora_alpha` 8 on every projection
 //! unless TARGETS says otherwise, e.g. `q_proj,v_proj,down_proj`), randomises both factors (a
 //! fresh `B` is zero, which would make the check vacuous), and writes
-//! - OUT/adapter/: the PEFT adapter directory ([`LlamaForCausalLM::save_adapter`]),
-//! - OUT/merged/: the merged model ([`LlamaForCausalLM::merge_lora`] + `save_pretrained`),
+//! - OUT/adapter/: the PEFT adapter directory ([`DecoderForCausalLM::save_adapter`]),
+//! - OUT/merged/: the merged model ([`DecoderForCausalLM::merge_lora`] + `save_pretrained`),
 //! - OUT/burn_logits.json: burn's logits of base + adapter for a fixed batch.
 //!
 //! Then `python scripts/check_peft_export.py OUT BASE_DIR` loads OUT/adapter with
@@ -13,14 +13,14 @@
 //!
 //! cargo run -p orpo-model --example export_lora -- tests/fixtures/model/llama_tied_gqa /tmp/peft
 //!
-//! [`LlamaForCausalLM::save_adapter`]: orpo_model::LlamaForCausalLM::save_adapter
-//! [`LlamaForCausalLM::merge_lora`]: orpo_model::LlamaForCausalLM::merge_lora
+//! [`DecoderForCausalLM::save_adapter`]: orpo_model::DecoderForCausalLM::save_adapter
+//! [`DecoderForCausalLM::merge_lora`]: orpo_model::DecoderForCausalLM::merge_lora
 
 use std::path::PathBuf;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
-use orpo_model::{LlamaForCausalLM, LoraConfig, SaveDtype};
+use orpo_model::{DecoderForCausalLM, LoraConfig, SaveDtype};
 
 /// Replaces every adapter factor with normal(0, std) values.
 struct RandomFactors {
@@ -69,7 +69,7 @@ fn main() {
             .with_target_modules(&names)
             .expect("targets")
     };
-    let model = LlamaForCausalLM::from_pretrained(&base, &device)
+    let model = DecoderForCausalLM::from_pretrained(&base, &device)
         .expect("base model")
         .with_lora(&lora)
         .expect("LoRA")

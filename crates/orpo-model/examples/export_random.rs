@@ -7,7 +7,7 @@
 //! cargo run -p orpo-model --example export_random -- tests/fixtures/model/llama_tied_gqa/config.json /tmp/rt
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use orpo_model::{LlamaConfig, LlamaForCausalLM, SaveDtype};
+use orpo_model::{DecoderConfig, DecoderForCausalLM, SaveDtype};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -20,9 +20,9 @@ fn main() {
     };
     let device = Device::flex();
     device.seed(42);
-    let mut config = LlamaConfig::from_file(&config_path).expect("config");
+    let mut config = DecoderConfig::from_file(&config_path).expect("config");
     config.initializer_range = 0.2; // large weights: differences would show
-    let model = LlamaForCausalLM::init(&config, &device);
+    let model = DecoderForCausalLM::init(&config, &device);
     model.save_pretrained(&out, SaveDtype::F32).expect("save");
 
     let (rows, cols) = (2, 10);

@@ -11,7 +11,7 @@ use burn::tensor::{Distribution, Tensor};
 
 use crate::error::{ModelError, Result};
 use crate::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, KNOWN_MODULES, LINEAR_MODULES, LoraConfig};
-use crate::model::{DecoderLayer, LlamaForCausalLM};
+use crate::model::{DecoderForCausalLM, DecoderLayer};
 use crate::tensor_file::{HostInput, HostTensor, SaveDtype, write_atomic, write_tensors};
 use crate::weights::{SafetensorsCheckpoint, WeightSource};
 
@@ -246,7 +246,7 @@ impl DecoderLayer {
     }
 }
 
-impl LlamaForCausalLM {
+impl DecoderForCausalLM {
     /// Attaches fresh LoRA adapters (PEFT's initialisation, drawn from the device's RNG) to the
     /// projections `config` targets and freezes every other parameter: only the adapters train.
     /// Adapters already attached are replaced. The targets are the family's
@@ -536,7 +536,7 @@ fn shared_parts<'a>(
 }
 
 /// The adapted projections per layer (`{layer: [module, ...]}`), for diagnostics.
-pub fn adapted_modules(model: &LlamaForCausalLM) -> BTreeMap<usize, Vec<&'static str>> {
+pub fn adapted_modules(model: &DecoderForCausalLM) -> BTreeMap<usize, Vec<&'static str>> {
     model
         .layers
         .iter()

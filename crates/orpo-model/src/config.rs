@@ -123,9 +123,10 @@ impl Default for Quirks {
     }
 }
 
-/// A Llama-family decoder's hyper-parameters.
+/// The hyper-parameters of the decoder, whatever its family: the Llama decoder's, and the
+/// family's [`Quirks`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct LlamaConfig {
+pub struct DecoderConfig {
     /// `llama`, `mistral` or `qwen2`.
     pub model_type: String,
     /// Vocabulary size `V`: rows of the embedding and of the output head.
@@ -172,7 +173,7 @@ pub struct LlamaConfig {
     pub raw: Map<String, Value>,
 }
 
-impl LlamaConfig {
+impl DecoderConfig {
     /// Reads `config.json` (or a directory holding it).
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let mut path = path.as_ref().to_path_buf();
@@ -199,7 +200,7 @@ impl LlamaConfig {
     }
 
     /// Reads the decoder every family shares, the Llama way (`llama`, `mistral`, `qwen2`; a
-    /// family module reads its own keys on top: [`LlamaConfig::from_map`] picks).
+    /// family module reads its own keys on top: [`DecoderConfig::from_map`] picks).
     pub(crate) fn from_base_map(raw: Map<String, Value>, path: &Path) -> Result<Self> {
         let keys = Keys { raw: &raw, path };
         let model_type = keys.string("model_type")?;
@@ -554,8 +555,8 @@ impl Keys<'_> {
 mod tests {
     use super::*;
 
-    fn parse(json: &str) -> Result<LlamaConfig> {
-        LlamaConfig::from_json_str(json, Path::new("config.json"))
+    fn parse(json: &str) -> Result<DecoderConfig> {
+        DecoderConfig::from_json_str(json, Path::new("config.json"))
     }
 
     const SMOL: &str = r#"{"model_type":"llama","vocab_size":49152,"hidden_size":576,
@@ -624,7 +625,7 @@ mod tests {
              \"low_freq_factor\":1.0,\"high_freq_factor\":4.0,\"original_max_position_embeddings\":64}",
         ))
         .unwrap();
-        let plain = LlamaConfig {
+        let plain = DecoderConfig {
             rope_scaling: RopeScaling::None,
             ..c.clone()
         }

@@ -5,7 +5,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::model::{KvCache, LlamaForCausalLM};
+use crate::model::{DecoderForCausalLM, KvCache};
 
 /// How to pick each next token.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,7 +37,7 @@ impl Default for GenerationConfig {
     }
 }
 
-impl LlamaForCausalLM {
+impl DecoderForCausalLM {
     /// Generates up to `max_new_tokens` after `prompt`, reusing cached keys and values so each
     /// step runs one token through the model. Returns the new tokens only.
     pub fn generate(&self, prompt: &[u32], config: &GenerationConfig) -> Vec<u32> {

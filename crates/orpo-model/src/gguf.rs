@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde_json::Value as Json;
 
-use crate::config::{LlamaConfig, Quirks, RopeScaling};
+use crate::config::{DecoderConfig, Quirks, RopeScaling};
 use crate::error::{ModelError, Result};
-use crate::model::LlamaForCausalLM;
+use crate::model::DecoderForCausalLM;
 use crate::tensor_file::{HostTensor, commit_temp, temp_path};
 use crate::weights::WeightSource;
 
@@ -225,7 +225,7 @@ impl Meta {
 }
 
 /// The llama.cpp architecture a model type is written as, and whether q/k rows are permuted.
-fn gguf_arch(config: &LlamaConfig) -> Result<(&'static str, bool)> {
+fn gguf_arch(config: &DecoderConfig) -> Result<(&'static str, bool)> {
     match config.model_type.as_str() {
         // llama.cpp converts Mistral (without sliding-window metadata) as `llama`.
         "llama" | "mistral" => Ok(("llama", true)),
@@ -268,7 +268,7 @@ fn gguf_name(hf: &str) -> Option<String> {
 }
 
 /// The head count a q or k tensor is permuted with (`None` for every other tensor).
-fn permute_heads(config: &LlamaConfig, hf: &str) -> Option<usize> {
+fn permute_heads(config: &DecoderConfig, hf: &str) -> Option<usize> {
     if hf.contains(".self_attn.q_proj.") {
         Some(config.num_attention_heads)
     } else if hf.contains(".self_attn.k_proj.") {
@@ -382,7 +382,7 @@ fn gguf_error(path: &Path, message: impl Into<String>) -> ModelError {
     }
 }
 
-impl LlamaForCausalLM {
+impl DecoderForCausalLM {
     /// Writes the model (LoRA adapters merged, as [`hf_tensors`](Self::hf_tensors) reads them)
     /// as one GGUF file at `path`, with the tokenizer of
     /// `tokenizer_dir` (`tokenizer.json`, and `tokenizer_config.json` for the special tokens
@@ -393,13 +393,13 @@ impl LlamaForCausalLM {
 }
 
 /// Writes `tensors` (Hugging Face names and layout, as
-/// [`LlamaForCausalLM::hf_tensors`] returns them) of a model with `config` as a GGUF v3 file.
+/// [`DecoderForCausalLM::hf_tensors`] returns them) of a model with `config` as a GGUF v3 file.
 ///
 /// Refused with an error naming the reason: model types other than llama, mistral and qwen2,
 /// family quirks (a sliding window, say: [`Quirks`] other than the default), rotary scaling (llama.cpp keeps Llama 3.1's in a `rope_freqs` tensor not written here), and
 /// tokenizers other than byte-level BPE.
 pub fn write_gguf(
-    config: &LlamaConfig,
+    config: &DecoderConfig,
     tensors: Vec<HostTensor>,
     tokenizer_dir: &Path,
     path: &Path,
@@ -590,7 +590,7 @@ fn read_json(path: &Path) -> Result<Json> {
 /// as convert_hf_to_gguf's `_set_vocab_gpt2` and `SpecialVocab` write them: tokens in id order,
 /// padded to the model's vocabulary with unused `[PAD{i}]` entries; added special tokens are
 /// control tokens, other added tokens user-defined.
-fn tokenizer_metadata(config: &LlamaConfig, dir: &Path) -> Result<Vec<(String, Meta)>> {
+fn tokenizer_metadata(config: &DecoderConfig, dir: &Path) -> Result<Vec<(String, Meta)>> {
     let tok_path = dir.join("tokenizer.json");
     if !tok_path.is_file() {
         return Err(gguf_error(
@@ -958,13 +958,13 @@ impl GgufFile {
 /// Hugging Face names map to llama.cpp's, q/k rows are un-permuted, values dequantised.
 pub struct GgufCheckpoint {
     file: GgufFile,
-    config: LlamaConfig,
+    config: DecoderConfig,
     device: Device,
 }
 
 impl GgufCheckpoint {
     /// Opens `path` for a model with `config` on `device`.
-    pub fn open(path: impl AsRef<Path>, config: &LlamaConfig, device: &Device) -> Result<Self> {
+    pub fn open(path: impl AsRef<Path>, config: &DecoderConfig, device: &Device) -> Result<Self> {
         let file = GgufFile::read(path)?;
         gguf_arch(config)?;
         Ok(Self {

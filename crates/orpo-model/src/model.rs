@@ -7,7 +7,7 @@ use burn::nn::{Embedding, Linear, RmsNorm};
 use burn::tensor::{Device, Int, Tensor};
 
 use crate::attention::{Attention, LayerCache};
-use crate::config::{LlamaConfig, RopeScaling};
+use crate::config::{DecoderConfig, RopeScaling};
 use crate::error::Result;
 use crate::fused::rms_norm_offset;
 use crate::lora::LoraConfig;
@@ -90,13 +90,14 @@ impl DecoderLayer {
     }
 }
 
-/// A decoder-only causal language model of the Llama family (Llama, Mistral, Qwen2, SmolLM2).
+/// The decoder-only causal language model every family of [`crate::family::FAMILIES`] is: the
+/// Llama decoder with what a family changes ([`Quirks`](crate::config::Quirks)) as data.
 ///
 /// [`forward_hidden`](Self::forward_hidden) returns the final hidden states; the output head is
 /// applied separately ([`head_weight`](Self::head_weight)) so that a loss can apply it in chunks
 /// without ever holding `[B, T, V]` logits.
 #[derive(Module, Debug)]
-pub struct LlamaForCausalLM {
+pub struct DecoderForCausalLM {
     /// Token embedding `[V, H]`.
     pub embed_tokens: Embedding,
     /// The decoder layers.
@@ -107,7 +108,7 @@ pub struct LlamaForCausalLM {
     pub lm_head: Option<Linear>,
     /// The configuration the model was built from.
     #[module(skip)]
-    pub config: LlamaConfig,
+    pub config: DecoderConfig,
     /// The LoRA settings when adapters are attached ([`with_lora`](Self::with_lora)).
     #[module(skip)]
     pub lora: Option<LoraConfig>,
@@ -141,10 +142,10 @@ impl KvCache {
     }
 }
 
-impl LlamaForCausalLM {
+impl DecoderForCausalLM {
     /// A freshly initialised model (normal(0, `initializer_range`) weights), seeded by the
     /// device's RNG (`device.seed(..)`).
-    pub fn init(config: &LlamaConfig, device: &Device) -> Self {
+    pub fn init(config: &DecoderConfig, device: &Device) -> Self {
         let mut source = RandomInit::new(device, config.initializer_range);
         let mut model =
             Self::build(config, &mut source).expect("random initialisation cannot fail");
@@ -162,7 +163,7 @@ impl LlamaForCausalLM {
     /// shapes). Weights stored as f32, bf16, f16 or f64 load into the device's float type.
     pub fn from_pretrained(dir: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let dir = dir.as_ref();
-        let config = LlamaConfig::from_file(dir.join("config.json"))?;
+        let config = DecoderConfig::from_file(dir.join("config.json"))?;
         let mut checkpoint = SafetensorsCheckpoint::open(dir, device)?;
         let model = Self::build(&config, &mut checkpoint)?;
         if config.tie_word_embeddings && checkpoint.contains("lm_head.weight") {
@@ -174,7 +175,7 @@ impl LlamaForCausalLM {
     }
 
     /// Builds the model, asking `source` for every tensor by its Hugging Face name.
-    pub fn build(config: &LlamaConfig, source: &mut impl WeightSource) -> Result<Self> {
+    pub fn build(config: &DecoderConfig, source: &mut impl WeightSource) -> Result<Self> {
         let c = config;
         let (h, v, i) = (c.hidden_size, c.vocab_size, c.intermediate_size);
         let q_out = c.num_attention_heads * c.head_dim;

@@ -9,13 +9,13 @@ use burn::tensor::Tensor;
 
 use crate::adapters::fused_values;
 use crate::error::{ModelError, Result};
-use crate::model::LlamaForCausalLM;
+use crate::model::DecoderForCausalLM;
 pub(crate) use crate::tensor_file::HostInput;
 pub use crate::tensor_file::{
     HostTensor, SaveDtype, commit_temp, temp_path, write_atomic, write_tensors,
 };
 
-impl LlamaForCausalLM {
+impl DecoderForCausalLM {
     /// The float type the loaded checkpoint was stored in, as its `config.json` says (`dtype`,
     /// which transformers 5 writes, else `torch_dtype`); `None` when it says nothing this crate
     /// can write, and for a model made by [`init`](Self::init), whose weights were never stored.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use orpo_model::{LlamaForCausalLM, ModelError};
+use orpo_model::{DecoderForCausalLM, ModelError};
 use safetensors::{Dtype, tensor::TensorView};
 
 fn fixture(name: &str) -> PathBuf {
@@ -34,7 +34,7 @@ fn rewrite(dir: &Path, edit: impl FnOnce(&mut Vec<(String, Dtype, Vec<usize>, Ve
 }
 
 fn load(dir: &Path) -> ModelError {
-    LlamaForCausalLM::from_pretrained(dir, &Device::flex()).unwrap_err()
+    DecoderForCausalLM::from_pretrained(dir, &Device::flex()).unwrap_err()
 }
 
 #[test]

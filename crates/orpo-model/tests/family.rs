@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use orpo_model::{KvCache, LlamaConfig, LlamaForCausalLM, SaveDtype};
+use orpo_model::{DecoderConfig, DecoderForCausalLM, KvCache, SaveDtype};
 use serde_json::Value;
 
 const TOLERANCE: f32 = 1e-4;
@@ -44,7 +44,7 @@ fn batches(name: &str) -> Vec<Batch> {
 }
 
 /// Largest |Δlogit| over the non-padding positions of one batch.
-fn max_logit_error(model: &LlamaForCausalLM, batch: &Batch, device: &Device) -> f32 {
+fn max_logit_error(model: &DecoderForCausalLM, batch: &Batch, device: &Device) -> f32 {
     let (rows, cols) = (batch.ids.len(), batch.ids[0].len());
     let ids =
         Tensor::<2, Int>::from_data(TensorData::new(batch.ids.concat(), [rows, cols]), device);
@@ -74,7 +74,7 @@ fn max_logit_error(model: &LlamaForCausalLM, batch: &Batch, device: &Device) -> 
 }
 
 /// The worst |Δlogit| over all batches of `name`, each batch within the tolerance.
-fn check(name: &str, model: &LlamaForCausalLM, device: &Device) {
+fn check(name: &str, model: &DecoderForCausalLM, device: &Device) {
     let all = batches(name);
     assert!(all.iter().any(|b| b.padding == "left") && all.iter().any(|b| b.padding == "right"));
     for batch in &all {
@@ -87,8 +87,8 @@ fn check(name: &str, model: &LlamaForCausalLM, device: &Device) {
     }
 }
 
-fn load(name: &str, device: &Device) -> LlamaForCausalLM {
-    LlamaForCausalLM::from_pretrained(fixture(name), device).unwrap()
+fn load(name: &str, device: &Device) -> DecoderForCausalLM {
+    DecoderForCausalLM::from_pretrained(fixture(name), device).unwrap()
 }
 
 #[test]
@@ -126,14 +126,14 @@ fn mistral_sliding_window_matches_transformers() {
 #[test]
 fn each_quirk_changes_the_logits() {
     let device = Device::flex();
-    let worst = |name: &str, model: &LlamaForCausalLM| {
+    let worst = |name: &str, model: &DecoderForCausalLM| {
         batches(name)
             .iter()
             .map(|b| max_logit_error(model, b, &device))
             .fold(0.0f32, f32::max)
     };
     let mut failures = Vec::new();
-    let mut expect_change = |what: &str, name: &str, edit: &dyn Fn(&mut LlamaForCausalLM)| {
+    let mut expect_change = |what: &str, name: &str, edit: &dyn Fn(&mut DecoderForCausalLM)| {
         let mut model = load(name, &device);
         edit(&mut model);
         let err = worst(name, &model);
@@ -225,7 +225,7 @@ fn save_then_load_keeps_tensors_config_and_logits() {
             written["head_dim"], model.config.head_dim,
             "{name}: head_dim"
         );
-        let reloaded = LlamaForCausalLM::from_pretrained(out.path(), &device).unwrap();
+        let reloaded = DecoderForCausalLM::from_pretrained(out.path(), &device).unwrap();
         assert_eq!(reloaded.config.quirks, model.config.quirks, "{name}");
         check(name, &reloaded, &device);
     }
@@ -262,7 +262,7 @@ fn cached_steps_equal_full_sequence_through_the_window() {
 
 #[test]
 fn an_unsupported_family_lists_the_supported_ones() {
-    let err = LlamaConfig::from_json_str(
+    let err = DecoderConfig::from_json_str(
         r#"{"architectures":["FalconForCausalLM"],"model_type":"falcon","hidden_size":8}"#,
         "config.json".as_ref(),
     )
@@ -277,7 +277,7 @@ fn an_unsupported_family_lists_the_supported_ones() {
 
 fn parity(name: &str) {
     let device = Device::flex();
-    let model = LlamaForCausalLM::from_pretrained(fixture(name), &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(fixture(name), &device).unwrap();
     check(name, &model, &device);
 }
 
@@ -305,15 +305,15 @@ fn phi3_longrope_partial_rotary_matches_transformers() {
 #[test]
 fn each_gemma_phi_quirk_changes_the_logits() {
     let device = Device::flex();
-    let load = |name: &str| LlamaForCausalLM::from_pretrained(fixture(name), &device).unwrap();
-    let worst = |name: &str, model: &LlamaForCausalLM| {
+    let load = |name: &str| DecoderForCausalLM::from_pretrained(fixture(name), &device).unwrap();
+    let worst = |name: &str, model: &DecoderForCausalLM| {
         batches(name)
             .iter()
             .map(|b| max_logit_error(model, b, &device))
             .fold(0.0f32, f32::max)
     };
     let mut failures = Vec::new();
-    let mut expect_change = |what: &str, name: &str, edit: &dyn Fn(&mut LlamaForCausalLM)| {
+    let mut expect_change = |what: &str, name: &str, edit: &dyn Fn(&mut DecoderForCausalLM)| {
         let mut model = load(name);
         edit(&mut model);
         let err = worst(name, &model);
@@ -380,7 +380,7 @@ fn save_then_load_keeps_logits_and_transformers_names() {
             vec![],
         ),
     ] {
-        let model = LlamaForCausalLM::from_pretrained(fixture(name), &device).unwrap();
+        let model = DecoderForCausalLM::from_pretrained(fixture(name), &device).unwrap();
         let out = tempfile::tempdir().unwrap();
         model.save_pretrained(out.path(), SaveDtype::F32).unwrap();
         // Byte for byte the tensors transformers wrote (same names, shapes, values).
@@ -434,7 +434,7 @@ fn save_then_load_keeps_logits_and_transformers_names() {
         }
         // `head_dim` is written even where the original left it implied (Phi-3).
         assert_eq!(written["head_dim"], model.config.head_dim, "{name}");
-        let reloaded = LlamaForCausalLM::from_pretrained(out.path(), &device).unwrap();
+        let reloaded = DecoderForCausalLM::from_pretrained(out.path(), &device).unwrap();
         assert_eq!(reloaded.config.quirks, model.config.quirks, "{name}");
         check(name, &reloaded, &device);
     }
@@ -446,7 +446,7 @@ fn save_then_load_keeps_logits_and_transformers_names() {
 fn gemma_phi_cached_steps_equal_full_sequence_through_the_window() {
     let device = Device::flex();
     for name in ["gemma2", "gemma3"] {
-        let model = LlamaForCausalLM::from_pretrained(fixture(name), &device).unwrap();
+        let model = DecoderForCausalLM::from_pretrained(fixture(name), &device).unwrap();
         let ids: Vec<i64> = vec![4, 9, 22, 31, 7, 50, 13, 3, 41, 17];
         let n = ids.len();
         let full_ids = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, n]), &device);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use orpo_model::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
-use orpo_model::{LlamaForCausalLM, LoraConfig, ModelError, SaveDtype};
+use orpo_model::{DecoderForCausalLM, LoraConfig, ModelError, SaveDtype};
 use serde_json::Value;
 
 const CASES: [&str; 4] = [
@@ -31,11 +31,11 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-fn base(name: &str, device: &Device) -> LlamaForCausalLM {
-    LlamaForCausalLM::from_pretrained(fixture(name).join("base"), device).unwrap()
+fn base(name: &str, device: &Device) -> DecoderForCausalLM {
+    DecoderForCausalLM::from_pretrained(fixture(name).join("base"), device).unwrap()
 }
 
-fn load(name: &str, device: &Device) -> LlamaForCausalLM {
+fn load(name: &str, device: &Device) -> DecoderForCausalLM {
     base(name, device)
         .load_adapter(fixture(name).join("adapter"))
         .unwrap()
@@ -63,7 +63,7 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 /// Largest |Δlogit| against `expected.json` over the non-padding positions.
-fn max_logit_error(model: &LlamaForCausalLM, json: &Value, device: &Device) -> f32 {
+fn max_logit_error(model: &DecoderForCausalLM, json: &Value, device: &Device) -> f32 {
     let (ids, mask_t) = batch(json, device);
     let got = values(model.forward_logits(ids, mask_t));
     let want: Vec<f32> = serde_json::from_value(json["logits"].clone()).unwrap();
@@ -99,7 +99,7 @@ fn peft_adapters_give_pefts_logits() {
         // `gate_up_proj` rows joined with the shared A) and read back: the same logits.
         let out = tempfile::tempdir().unwrap();
         model.save_pretrained(out.path(), SaveDtype::F32).unwrap();
-        let saved = LlamaForCausalLM::from_pretrained(out.path(), &device).unwrap();
+        let saved = DecoderForCausalLM::from_pretrained(out.path(), &device).unwrap();
         assert!(saved.lora_config().is_none());
         let err = max_logit_error(&saved, &json, &device);
         assert!(err <= 1e-4, "{name}: saved merged max |Δlogit| = {err:e}");
@@ -291,7 +291,7 @@ fn saved_adapters_are_pefts() {
     }
 }
 
-fn lora_error(model: LlamaForCausalLM, targets: &[&str]) -> String {
+fn lora_error(model: DecoderForCausalLM, targets: &[&str]) -> String {
     let config = LoraConfig::new(2, 4.0)
         .with_target_modules(targets)
         .unwrap();

@@ -8,14 +8,14 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use orpo_model::gguf::{GgmlType, GgufCheckpoint, GgufFile, GgufType, GgufValue};
-use orpo_model::{LlamaConfig, LlamaForCausalLM};
+use orpo_model::{DecoderConfig, DecoderForCausalLM};
 use serde_json::Value;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn logits(model: &LlamaForCausalLM, ids: &[i64], device: &Device) -> Vec<f32> {
+fn logits(model: &DecoderForCausalLM, ids: &[i64], device: &Device) -> Vec<f32> {
     let n = ids.len();
     let input = Tensor::<2, Int>::from_data(TensorData::new(ids.to_vec(), [1, n]), device);
     let mask = Tensor::ones([1, n], device);
@@ -45,8 +45,8 @@ fn gguf_reproduces_transformers_logits() {
     let device = Device::flex();
     let model_dir = root().join("tests/fixtures/train/model");
     let tokenizer = root().join("datasets/arith-prefs/tokenizer");
-    let config = LlamaConfig::from_file(model_dir.join("config.json")).unwrap();
-    let model = LlamaForCausalLM::from_pretrained(&model_dir, &device).unwrap();
+    let config = DecoderConfig::from_file(model_dir.join("config.json")).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(&model_dir, &device).unwrap();
     let f32_logits = logits(&model, &ids, &device);
     let out = tempfile::tempdir().unwrap();
 
@@ -85,7 +85,7 @@ fn gguf_reproduces_transformers_logits() {
         assert_eq!(info("token_embd.weight").shape, [512, 64]);
         assert_eq!(info("blk.0.attn_k.weight").shape, [32, 64]);
 
-        let rebuilt = LlamaForCausalLM::build(
+        let rebuilt = DecoderForCausalLM::build(
             &config,
             &mut GgufCheckpoint::open(&path, &config, &device).unwrap(),
         )
@@ -113,7 +113,7 @@ fn gguf_reproduces_transformers_logits() {
 fn sentencepiece_tokenizers_and_missing_tokenizers_are_refused_by_name() {
     let device = Device::flex();
     let model =
-        LlamaForCausalLM::from_pretrained(root().join("tests/fixtures/train/model"), &device)
+        DecoderForCausalLM::from_pretrained(root().join("tests/fixtures/train/model"), &device)
             .unwrap();
     let out = tempfile::tempdir().unwrap();
     let err = model
@@ -141,7 +141,7 @@ fn sentencepiece_tokenizers_and_missing_tokenizers_are_refused_by_name() {
     let tokenizer = root().join("datasets/arith-prefs/tokenizer");
     for (fixture, expect) in [("mistral_sw", "GGUF"), ("qwen3", "qwen3")] {
         let dir = root().join("tests/fixtures/model").join(fixture);
-        let model = LlamaForCausalLM::from_pretrained(dir, &device).unwrap();
+        let model = DecoderForCausalLM::from_pretrained(dir, &device).unwrap();
         let err = model
             .save_gguf(&out.path().join("m.gguf"), &tokenizer, GgufType::F16)
             .unwrap_err()

@@ -11,7 +11,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Gradients, Int, Tensor, TensorData};
 use orpo_model::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 use orpo_model::save::HostTensor;
-use orpo_model::{LlamaConfig, LlamaForCausalLM, LoraConfig, ModelError};
+use orpo_model::{DecoderConfig, DecoderForCausalLM, LoraConfig, ModelError};
 use serde_json::Value;
 
 const CASES: [&str; 2] = ["llama_all_linear", "qwen2_qv_down_rslora"];
@@ -27,8 +27,8 @@ fn expected(name: &str) -> Value {
         .unwrap()
 }
 
-fn load(name: &str, device: &Device) -> LlamaForCausalLM {
-    LlamaForCausalLM::from_pretrained(fixture(name).join("base"), device)
+fn load(name: &str, device: &Device) -> DecoderForCausalLM {
+    DecoderForCausalLM::from_pretrained(fixture(name).join("base"), device)
         .unwrap()
         .load_adapter(fixture(name).join("adapter"))
         .unwrap()
@@ -58,7 +58,7 @@ fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 }
 
 /// Largest |Δlogit| against `expected.json` over the non-padding positions.
-fn max_logit_error(model: &LlamaForCausalLM, json: &Value, device: &Device) -> f32 {
+fn max_logit_error(model: &DecoderForCausalLM, json: &Value, device: &Device) -> f32 {
     let (ids, mask_t, _, mask) = batch(json, device);
     let got = values(model.forward_logits(ids, mask_t));
     let want: Vec<f32> = serde_json::from_value(json["logits"].clone()).unwrap();
@@ -80,7 +80,7 @@ fn max_logit_error(model: &LlamaForCausalLM, json: &Value, device: &Device) -> f
 }
 
 /// Mean next-token cross-entropy over the non-padding positions (the fixture's loss).
-fn nll(model: &LlamaForCausalLM, json: &Value, device: &Device) -> Tensor<1> {
+fn nll(model: &DecoderForCausalLM, json: &Value, device: &Device) -> Tensor<1> {
     let (ids, mask_t, ids_v, mask_v) = batch(json, device);
     let (rows, cols) = (ids_v.len(), ids_v[0].len());
     let logp = log_softmax(model.forward_logits(ids, mask_t), 2).slice([0..rows, 0..cols - 1]);
@@ -107,7 +107,8 @@ fn peft_adapter_logits_match_peft() {
         let err = max_logit_error(&model, &json, &device);
         assert!(err <= 1e-4, "{name}: max |Δlogit| vs PEFT = {err:e}");
         // The adapters matter: the base alone is far off.
-        let base = LlamaForCausalLM::from_pretrained(fixture(name).join("base"), &device).unwrap();
+        let base =
+            DecoderForCausalLM::from_pretrained(fixture(name).join("base"), &device).unwrap();
         assert!(max_logit_error(&base, &json, &device) > 1e-2, "{name}");
     }
 }
@@ -171,7 +172,7 @@ fn merged_weights_equal_base_plus_scaled_b_a() {
         let scale = model.lora_config().unwrap().scaling() as f32;
         let adapters = by_name(model.adapter_tensors().unwrap());
         let base = by_name(
-            LlamaForCausalLM::from_pretrained(fixture(name).join("base"), &device)
+            DecoderForCausalLM::from_pretrained(fixture(name).join("base"), &device)
                 .unwrap()
                 .hf_tensors()
                 .unwrap(),
@@ -241,7 +242,7 @@ fn adapter_directory_round_trips() {
         assert_eq!(ours, peft, "{name}");
         let config = LoraConfig::from_adapter_dir(out.path()).unwrap();
         assert_eq!(&config, model.lora_config().unwrap());
-        let reloaded = LlamaForCausalLM::from_pretrained(fixture(name).join("base"), &device)
+        let reloaded = DecoderForCausalLM::from_pretrained(fixture(name).join("base"), &device)
             .unwrap()
             .load_adapter(out.path())
             .unwrap();
@@ -263,7 +264,7 @@ fn safetensors_f32(path: &Path) -> BTreeMap<String, (Vec<usize>, Vec<u8>)> {
 }
 
 /// Paths of the parameters that have a gradient.
-fn params_with_grads(model: &LlamaForCausalLM, grads: &Gradients) -> BTreeSet<String> {
+fn params_with_grads(model: &DecoderForCausalLM, grads: &Gradients) -> BTreeSet<String> {
     struct Collect<'a> {
         grads: &'a Gradients,
         path: Vec<String>,
@@ -297,18 +298,18 @@ fn params_with_grads(model: &LlamaForCausalLM, grads: &Gradients) -> BTreeSet<St
     c.found
 }
 
-fn tiny_config() -> LlamaConfig {
+fn tiny_config() -> DecoderConfig {
     let json = r#"{"model_type":"llama","vocab_size":40,"hidden_size":16,"intermediate_size":24,
       "num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,
       "tie_word_embeddings":true}"#;
-    LlamaConfig::from_json_str(json, "config.json".as_ref()).unwrap()
+    DecoderConfig::from_json_str(json, "config.json".as_ref()).unwrap()
 }
 
 #[test]
 fn fresh_adapters_are_pefts_init_and_only_they_get_gradients() {
     let device = Device::flex().autodiff();
     device.seed(3);
-    let base = LlamaForCausalLM::init(&tiny_config(), &device);
+    let base = DecoderForCausalLM::init(&tiny_config(), &device);
     let lora = LoraConfig::new(4, 8.0)
         .with_target_modules(&["q_proj", "v_proj", "down_proj"])
         .unwrap()
@@ -373,7 +374,7 @@ fn lora_dropout_is_active_only_when_training() {
     let device = Device::flex().autodiff();
     device.seed(5);
     let dir = edited_adapter(&|j| j["lora_dropout"] = 0.5.into());
-    let model = LlamaForCausalLM::from_pretrained(fixture(CASES[0]).join("base"), &device)
+    let model = DecoderForCausalLM::from_pretrained(fixture(CASES[0]).join("base"), &device)
         .unwrap()
         .load_adapter(dir.path())
         .unwrap();
@@ -392,7 +393,7 @@ fn lora_dropout_is_active_only_when_training() {
 fn adapter_errors_name_the_file_and_key() {
     let device = Device::flex();
     let base =
-        || LlamaForCausalLM::from_pretrained(fixture(CASES[0]).join("base"), &device).unwrap();
+        || DecoderForCausalLM::from_pretrained(fixture(CASES[0]).join("base"), &device).unwrap();
     // A rank that disagrees with the tensors: the tensor and both shapes are named.
     let dir = edited_adapter(&|j| j["r"] = 8.into());
     let err = base().load_adapter(dir.path()).unwrap_err();
@@ -407,9 +408,9 @@ fn adapter_errors_name_the_file_and_key() {
     // Adapters for another architecture (more layers than the model): unexpected tensors.
     let two_layer_adapter = fixture(CASES[0]).join("adapter");
     let one_layer = {
-        let mut c = LlamaConfig::from_file(fixture(CASES[0]).join("base/config.json")).unwrap();
+        let mut c = DecoderConfig::from_file(fixture(CASES[0]).join("base/config.json")).unwrap();
         c.num_hidden_layers = 1;
-        LlamaForCausalLM::init(&c, &device)
+        DecoderForCausalLM::init(&c, &device)
     };
     let err = one_layer
         .load_adapter(&two_layer_adapter)

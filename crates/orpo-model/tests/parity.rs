@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use orpo_model::{GenerationConfig, LlamaForCausalLM, SaveDtype};
+use orpo_model::{DecoderForCausalLM, GenerationConfig, SaveDtype};
 use serde_json::Value;
 
 const TOLERANCE: f32 = 1e-4;
@@ -63,7 +63,7 @@ fn to_tensors(batch: &Batch, device: &Device) -> (Tensor<2, Int>, Tensor<2>) {
 }
 
 /// Largest |Δlogit| over the non-padding positions.
-fn max_logit_error(model: &LlamaForCausalLM, batch: &Batch, device: &Device) -> f32 {
+fn max_logit_error(model: &DecoderForCausalLM, batch: &Batch, device: &Device) -> f32 {
     let (ids, mask) = to_tensors(batch, device);
     let logits = model.forward_logits(ids, mask);
     let [rows, cols, vocab] = logits.dims();
@@ -91,7 +91,7 @@ fn max_logit_error(model: &LlamaForCausalLM, batch: &Batch, device: &Device) -> 
 fn check_case(name: &str) {
     let device = device();
     let dir = fixture(name);
-    let model = LlamaForCausalLM::from_pretrained(&dir, &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(&dir, &device).unwrap();
     for batch in batches(&dir) {
         let err = max_logit_error(&model, &batch, &device);
         assert!(
@@ -141,10 +141,10 @@ fn bf16_checkpoint_loads_into_f32_and_matches_transformers() {
 fn save_then_load_gives_identical_logits_and_layout() {
     let device = device();
     for name in ["llama_tied_gqa", "qwen2_bias", "llama_sharded"] {
-        let model = LlamaForCausalLM::from_pretrained(fixture(name), &device).unwrap();
+        let model = DecoderForCausalLM::from_pretrained(fixture(name), &device).unwrap();
         let out = tempfile::tempdir().unwrap();
         model.save_pretrained(out.path(), SaveDtype::F32).unwrap();
-        let reloaded = LlamaForCausalLM::from_pretrained(out.path(), &device).unwrap();
+        let reloaded = DecoderForCausalLM::from_pretrained(out.path(), &device).unwrap();
         for batch in batches(&fixture(name)) {
             let err = max_logit_error(&reloaded, &batch, &device);
             assert!(err <= TOLERANCE, "{name} after save/load: {err:e}");
@@ -167,7 +167,7 @@ fn save_then_load_gives_identical_logits_and_layout() {
 #[test]
 fn cached_generation_equals_full_recompute() {
     let device = device();
-    let model = LlamaForCausalLM::from_pretrained(fixture("llama_tied_gqa"), &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(fixture("llama_tied_gqa"), &device).unwrap();
     let prompt = [5u32, 17, 33, 8, 61];
     for config in [
         GenerationConfig {
@@ -210,7 +210,7 @@ fn cached_generation_equals_full_recompute() {
 #[test]
 fn cached_step_logits_equal_full_sequence_logits() {
     let device = device();
-    let model = LlamaForCausalLM::from_pretrained(fixture("llama3_rope"), &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(fixture("llama3_rope"), &device).unwrap();
     let ids: Vec<i64> = vec![4, 9, 22, 31, 7, 50, 13, 3];
     let full_ids = Tensor::<2, Int>::from_data(TensorData::new(ids.clone(), [1, 8]), &device);
     let full = model.forward_logits(full_ids, Tensor::ones([1, 8], &device));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use orpo_model::shard::{INDEX_FILE, parse_shard_size};
-use orpo_model::{LlamaForCausalLM, SafetensorsCheckpoint, SaveDtype};
+use orpo_model::{DecoderForCausalLM, SafetensorsCheckpoint, SaveDtype};
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -30,7 +30,7 @@ fn sharded_save_matches_transformers_and_loads_back() {
     .unwrap();
     let device = Device::flex();
     let model =
-        LlamaForCausalLM::from_pretrained(root().join("tests/fixtures/train/model"), &device)
+        DecoderForCausalLM::from_pretrained(root().join("tests/fixtures/train/model"), &device)
             .unwrap();
     let out = tempfile::tempdir().unwrap();
     // A single file left by an earlier save must not survive beside the shards.
@@ -50,7 +50,7 @@ fn sharded_save_matches_transformers_and_loads_back() {
     }
 
     // The shards load back (our loader follows the index) to the same weights, bit for bit.
-    let back = LlamaForCausalLM::from_pretrained(out.path(), &device).unwrap();
+    let back = DecoderForCausalLM::from_pretrained(out.path(), &device).unwrap();
     let (a, b) = (model.hf_tensors().unwrap(), back.hf_tensors().unwrap());
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
@@ -74,7 +74,7 @@ fn sharded_save_matches_transformers_and_loads_back() {
 fn bf16_halves_the_sizes_in_the_index() {
     let device = Device::flex();
     let model =
-        LlamaForCausalLM::from_pretrained(root().join("tests/fixtures/train/model"), &device)
+        DecoderForCausalLM::from_pretrained(root().join("tests/fixtures/train/model"), &device)
             .unwrap();
     let out = tempfile::tempdir().unwrap();
     model

@@ -29,7 +29,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use orpo_data::Collator;
 use orpo_loss::{OrpoLossConfig, orpo_loss};
-use orpo_model::LlamaForCausalLM;
+use orpo_model::DecoderForCausalLM;
 use orpo_train::optim::{AdamW, AdamWSettings, clip_global_norm};
 use orpo_train::{OrpoConfig, OrpoStep, training_device};
 
@@ -130,7 +130,7 @@ fn main() {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .unwrap_or_else(|e| panic!("--model-config {path}: {e}"));
-            orpo_model::LlamaConfig::from_json_str(&text, path.as_ref())
+            orpo_model::DecoderConfig::from_json_str(&text, path.as_ref())
                 .unwrap_or_else(|e| panic!("--model-config {path}: {e}"))
         }
         None => smollm2_config(args.layers),
@@ -147,7 +147,7 @@ fn main() {
     );
     let device = training_device(Device::default(), &run).expect("the device");
     device.seed(0);
-    let mut model = LlamaForCausalLM::init(&config, &device);
+    let mut model = DecoderForCausalLM::init(&config, &device);
     // What the first step's time is made of: start → model ready (random init), then the step.
     let model_ready = seconds_since_process_start();
     let pairs = synthetic_pairs(args.pairs, args.prompt, args.completion);

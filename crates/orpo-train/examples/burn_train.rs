@@ -13,7 +13,7 @@ use burn::data::dataloader::DataLoaderBuilder;
 use burn::tensor::Device;
 use burn_train::{Learner, SupervisedTraining};
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
-use orpo_model::{LlamaConfig, LlamaForCausalLM, SaveDtype};
+use orpo_model::{DecoderConfig, DecoderForCausalLM, SaveDtype};
 use orpo_train::learner::{
     OrpoBatcher, OrpoLearnerModel, OrpoLrScheduler, TrlNamesFileLogger, orpo_adamw, pair_dataset,
     register_metrics,
@@ -60,8 +60,8 @@ fn main() -> anyhow::Result<()> {
     // The model and the learner.
     let device = Device::flex().autodiff();
     device.seed(config.seed);
-    let model_config = LlamaConfig::from_file(root.join("configs/demo-model/config.json"))?;
-    let model = LlamaForCausalLM::init(&model_config, &device);
+    let model_config = DecoderConfig::from_file(root.join("configs/demo-model/config.json"))?;
+    let model = DecoderForCausalLM::init(&model_config, &device);
     let training = SupervisedTraining::new(&out, train, valid)
         .num_epochs(epochs)
         .with_metric_logger(TrlNamesFileLogger::new(&out))

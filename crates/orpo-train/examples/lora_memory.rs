@@ -18,7 +18,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::Device;
 use orpo_data::Collator;
 use orpo_loss::{OrpoLossConfig, orpo_loss};
-use orpo_model::{LlamaForCausalLM, LoraConfig};
+use orpo_model::{DecoderForCausalLM, LoraConfig};
 use orpo_train::OrpoStep;
 use orpo_train::optim::{AdamW, AdamWSettings, clip_global_norm};
 
@@ -54,7 +54,7 @@ fn main() {
     let config = smollm2_config(layers);
     let device = Device::default().autodiff();
     device.seed(0);
-    let mut model = LlamaForCausalLM::init(&config, &device);
+    let mut model = DecoderForCausalLM::init(&config, &device);
     let mut trainable = burn::module::Module::num_params(&model);
     match mode.as_str() {
         "full" => {}

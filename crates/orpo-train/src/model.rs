@@ -1,13 +1,13 @@
 //! The one model trait the trainer is generic over: hidden states and an output head.
 //!
 //! Any decoder that yields final hidden states `[B, T, H]` and a `[H, V]` output head trains
-//! with ORPO; the loss applies the head in chunks. [`LlamaForCausalLM`] implements it.
+//! with ORPO; the loss applies the head in chunks. [`DecoderForCausalLM`] implements it.
 
 use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
-use orpo_model::{LlamaForCausalLM, LoraConfig, SaveDtype};
+use orpo_model::{DecoderForCausalLM, LoraConfig, SaveDtype};
 
 /// A causal language model the ORPO trainer can train, evaluate and save.
 pub trait CausalLm: Module + Sized + Sync + 'static {
@@ -82,9 +82,9 @@ pub trait CausalLm: Module + Sized + Sync + 'static {
     }
 }
 
-impl CausalLm for LlamaForCausalLM {
+impl CausalLm for DecoderForCausalLM {
     fn final_logit_softcap(&self) -> Option<f64> {
-        LlamaForCausalLM::final_logit_softcap(self)
+        DecoderForCausalLM::final_logit_softcap(self)
     }
 
     fn hidden_states(&self, input_ids: Tensor<2, Int>, attention_mask: Tensor<2>) -> Tensor<3> {
@@ -100,7 +100,7 @@ impl CausalLm for LlamaForCausalLM {
     }
 
     fn save_pretrained(&self, dir: &Path, dtype: SaveDtype) -> anyhow::Result<()> {
-        LlamaForCausalLM::save_pretrained(self, dir, dtype)?;
+        DecoderForCausalLM::save_pretrained(self, dir, dtype)?;
         Ok(())
     }
 
@@ -110,31 +110,31 @@ impl CausalLm for LlamaForCausalLM {
         dtype: SaveDtype,
         max_shard_size: u64,
     ) -> anyhow::Result<()> {
-        LlamaForCausalLM::save_pretrained_sharded(self, dir, dtype, max_shard_size)?;
+        DecoderForCausalLM::save_pretrained_sharded(self, dir, dtype, max_shard_size)?;
         Ok(())
     }
 
     fn stored_dtype(&self) -> Option<SaveDtype> {
-        LlamaForCausalLM::stored_dtype(self)
+        DecoderForCausalLM::stored_dtype(self)
     }
 
     fn load_pretrained(dir: &Path, device: &Device) -> anyhow::Result<Self> {
-        Ok(LlamaForCausalLM::from_pretrained(dir, device)?)
+        Ok(DecoderForCausalLM::from_pretrained(dir, device)?)
     }
 
     fn with_lora(self, config: &LoraConfig) -> anyhow::Result<Self> {
-        Ok(LlamaForCausalLM::with_lora(self, config)?)
+        Ok(DecoderForCausalLM::with_lora(self, config)?)
     }
 
     fn lora_config(&self) -> Option<&LoraConfig> {
-        LlamaForCausalLM::lora_config(self)
+        DecoderForCausalLM::lora_config(self)
     }
 
     fn save_adapter(&self, dir: &Path) -> anyhow::Result<()> {
-        Ok(LlamaForCausalLM::save_adapter(self, dir)?)
+        Ok(DecoderForCausalLM::save_adapter(self, dir)?)
     }
 
     fn load_adapter(self, dir: &Path) -> anyhow::Result<Self> {
-        Ok(LlamaForCausalLM::load_adapter(self, dir)?)
+        Ok(DecoderForCausalLM::load_adapter(self, dir)?)
     }
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 use burn::tensor::Device;
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer, list_splits};
-use orpo_model::{LlamaConfig, LlamaForCausalLM};
+use orpo_model::{DecoderConfig, DecoderForCausalLM};
 
 use crate::OrpoConfig;
 use crate::trainer::OrpoTrainer;
@@ -142,7 +142,7 @@ pub struct Resolved {
     /// on the first.
     pub devices: Vec<Device>,
     /// The model, loaded or freshly initialised.
-    pub model: LlamaForCausalLM,
+    pub model: DecoderForCausalLM,
     /// The model's directory, when it was loaded from one.
     pub model_dir: Option<PathBuf>,
     /// The tokenizer.
@@ -228,16 +228,16 @@ impl<'a> Setup<'a> {
         &self,
         config: &OrpoConfig,
         device: &Device,
-    ) -> Result<(LlamaForCausalLM, Option<PathBuf>), SetupError> {
+    ) -> Result<(DecoderForCausalLM, Option<PathBuf>), SetupError> {
         match (&config.model_name_or_path, &config.model_config) {
             (Some(name), _) => {
                 let dir = self.dir(name, "model_name_or_path", config.model_revision.as_deref())?;
-                let model = LlamaForCausalLM::from_pretrained(&dir, device)
+                let model = DecoderForCausalLM::from_pretrained(&dir, device)
                     .with_context(|| format!("loading the model from {}", dir.display()))?;
                 Ok((model, Some(dir)))
             }
             (None, Some(config_json)) => {
-                let model_config = LlamaConfig::from_file(config_json).map_err(usage)?;
+                let model_config = DecoderConfig::from_file(config_json).map_err(usage)?;
                 Ok((self.fresh_model(&model_config, device, config)?, None))
             }
             (None, None) => Err(usage(anyhow!(
@@ -253,10 +253,10 @@ impl<'a> Setup<'a> {
     /// With `bf16` / `fp16`, or without such a device, it is drawn on `device`.
     fn fresh_model(
         &self,
-        model_config: &LlamaConfig,
+        model_config: &DecoderConfig,
         device: &Device,
         config: &OrpoConfig,
-    ) -> Result<LlamaForCausalLM, SetupError> {
+    ) -> Result<DecoderForCausalLM, SetupError> {
         if let Some(plain) = &self.fresh_weights_device
             && !(config.bf16 || config.fp16)
         {
@@ -264,11 +264,11 @@ impl<'a> Setup<'a> {
             let cpu = crate::training_device(plain.clone(), config)?;
             if cpu != *device {
                 cpu.seed(config.seed);
-                let model = LlamaForCausalLM::init(model_config, &cpu);
+                let model = DecoderForCausalLM::init(model_config, &cpu);
                 return Ok(burn::module::Module::fork(model, device));
             }
         }
-        Ok(LlamaForCausalLM::init(model_config, device))
+        Ok(DecoderForCausalLM::init(model_config, device))
     }
 
     /// The tokenizer of `config`: `tokenizer_name_or_path`, else the model's directory; with
@@ -409,9 +409,9 @@ impl<'a> Setup<'a> {
         dir: &Path,
         base: Option<&str>,
         device: &Device,
-    ) -> Result<LlamaForCausalLM, SetupError> {
+    ) -> Result<DecoderForCausalLM, SetupError> {
         if !dir.join(orpo_model::lora::ADAPTER_CONFIG).is_file() {
-            return Ok(LlamaForCausalLM::from_pretrained(dir, device)?);
+            return Ok(DecoderForCausalLM::from_pretrained(dir, device)?);
         }
         let lora = orpo_model::LoraConfig::from_adapter_dir(dir)?;
         let base = match (base, &lora.base_model_name_or_path) {
@@ -431,7 +431,7 @@ impl<'a> Setup<'a> {
                 )));
             }
         };
-        let model = LlamaForCausalLM::from_pretrained(&base, device)
+        let model = DecoderForCausalLM::from_pretrained(&base, device)
             .with_context(|| format!("loading the base model from {}", base.display()))?;
         Ok(model.load_adapter(dir)?)
     }
@@ -517,7 +517,7 @@ pub fn has_split(path: &Path, split: &str) -> bool {
         .unwrap_or(false)
 }
 
-impl OrpoTrainer<LlamaForCausalLM> {
+impl OrpoTrainer<DecoderForCausalLM> {
     /// A trainer for `config` on `devices` (data parallelism beyond the first), everything
     /// resolved by `setup` ([`Setup::resolve`]): model, tokenizer, train split, and the
     /// evaluation split when the dataset has one.

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, FloatDType};
-use orpo_model::{LlamaForCausalLM, SaveDtype};
+use orpo_model::{DecoderForCausalLM, SaveDtype};
 use orpo_train::{OrpoConfig, OrpoTrainer, read_metrics, training_device};
 
 mod common;
@@ -43,7 +43,7 @@ fn bf16_fixture() -> (PathBuf, serde_json::Value) {
 /// summary is returned, the outputs are in `cfg.output_dir`.
 fn train(model_dir: &Path, cfg: OrpoConfig) -> orpo_train::TrainSummary {
     let device = training_device(Device::flex(), &cfg).unwrap();
-    let model = LlamaForCausalLM::from_pretrained(model_dir, &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(model_dir, &device).unwrap();
     let (dir, _) = fixture();
     let (tokenizer, data) = fixture_data(&dir);
     OrpoTrainer::new(model, cfg, data, tokenizer)
@@ -199,7 +199,7 @@ fn bf16_update_follows_the_f32_update_at_a_fine_tuning_rate() {
 /// warm-up, a checkpoint every 3 steps, checkpoints and `final/` in the model's own bf16
 /// (`save_dtype` unset), so that only the masters in the optimizer state can make the resumed
 /// run exact.
-fn resume_trainer(out: &Path, resume: bool) -> OrpoTrainer<LlamaForCausalLM> {
+fn resume_trainer(out: &Path, resume: bool) -> OrpoTrainer<DecoderForCausalLM> {
     let (model_dir, _) = bf16_fixture();
     let (dir, fx) = fixture();
     let cfg = OrpoConfig {
@@ -214,7 +214,7 @@ fn resume_trainer(out: &Path, resume: bool) -> OrpoTrainer<LlamaForCausalLM> {
         ..config(&fx["settings"], out)
     };
     let device = training_device(Device::flex(), &cfg).unwrap();
-    let model = LlamaForCausalLM::from_pretrained(&model_dir, &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(&model_dir, &device).unwrap();
     let (tokenizer, data) = fixture_data(&dir);
     OrpoTrainer::new(model, cfg, data, tokenizer)
         .unwrap()

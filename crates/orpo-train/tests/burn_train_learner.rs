@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::Device;
-use orpo_model::LlamaForCausalLM;
+use orpo_model::DecoderForCausalLM;
 use orpo_train::learner::{LearnerRunOptions, train_with_burn_train};
 use orpo_train::{LogEntry, OrpoConfig, read_metrics, tokenize_config};
 
@@ -30,8 +30,8 @@ fn settings(out: &Path) -> OrpoConfig {
     }
 }
 
-fn model(dir: &Path) -> LlamaForCausalLM {
-    LlamaForCausalLM::from_pretrained(dir.join("model"), &Device::flex().autodiff()).unwrap()
+fn model(dir: &Path) -> DecoderForCausalLM {
+    DecoderForCausalLM::from_pretrained(dir.join("model"), &Device::flex().autodiff()).unwrap()
 }
 
 /// Trains through burn-train's learner; returns the logged metrics.

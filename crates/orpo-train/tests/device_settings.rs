@@ -6,7 +6,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
-use orpo_model::LlamaForCausalLM;
+use orpo_model::DecoderForCausalLM;
 use orpo_train::{
     BatchOrder, LogEntry, OrpoConfig, OrpoTrainer, SchedulerType, read_metrics, training_device,
 };
@@ -33,9 +33,9 @@ fn config(out: &Path, gradient_checkpointing: bool) -> OrpoConfig {
     }
 }
 
-fn trainer(config: OrpoConfig, device: &Device) -> anyhow::Result<OrpoTrainer<LlamaForCausalLM>> {
+fn trainer(config: OrpoConfig, device: &Device) -> anyhow::Result<OrpoTrainer<DecoderForCausalLM>> {
     let fixture = root().join("tests/fixtures/train");
-    let model = LlamaForCausalLM::from_pretrained(fixture.join("model"), device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(fixture.join("model"), device).unwrap();
     let tokenizer =
         PreferenceTokenizer::from_dir(root().join("datasets/arith-prefs/tokenizer")).unwrap();
     let data =

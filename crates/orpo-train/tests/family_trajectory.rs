@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::Device;
-use orpo_model::LlamaForCausalLM;
+use orpo_model::DecoderForCausalLM;
 use serde_json::Value;
 
 mod common;
@@ -68,7 +68,7 @@ fn trajectory(name: &str) {
         u(settings, "max_steps") * u(settings, "per_device_train_batch_size")
     );
     let device = Device::flex().autodiff();
-    let model = LlamaForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
     assert_eq!(model.config.model_type, read_model_type(&dir));
     // The trainer reads the rows in order: the run sees the first `rows` pairs, as TRL's did.
     let (tokenizer, data) = fixture_data(&root().join("tests/fixtures/train"));
@@ -190,7 +190,7 @@ fn phi3_lora_follows_trl_peft_trajectory() {
     let settings = &fx["settings"];
     let steps = fx["steps"].as_array().unwrap();
     let device = Device::flex().autodiff();
-    let model = LlamaForCausalLM::from_pretrained(dir.join("model"), &device)
+    let model = DecoderForCausalLM::from_pretrained(dir.join("model"), &device)
         .unwrap()
         .load_adapter(dir.join("adapter"))
         .unwrap();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
-use orpo_model::{LlamaConfig, LlamaForCausalLM};
+use orpo_model::{DecoderConfig, DecoderForCausalLM};
 use orpo_train::{CausalLm, OrpoConfig, OrpoTrainer, read_metrics};
 
 mod common;
@@ -36,10 +36,10 @@ fn inject(fault: Option<(Fault, usize)>) {
     CALLS.set(0);
 }
 
-/// `LlamaForCausalLM` with a fault injected into its forward pass.
+/// `DecoderForCausalLM` with a fault injected into its forward pass.
 #[derive(Module, Debug)]
 struct FaultyLm {
-    inner: LlamaForCausalLM,
+    inner: DecoderForCausalLM,
 }
 
 impl CausalLm for FaultyLm {
@@ -72,7 +72,7 @@ impl CausalLm for FaultyLm {
 
     fn load_pretrained(dir: &Path, device: &Device) -> anyhow::Result<Self> {
         Ok(Self {
-            inner: <LlamaForCausalLM as CausalLm>::load_pretrained(dir, device)?,
+            inner: <DecoderForCausalLM as CausalLm>::load_pretrained(dir, device)?,
         })
     }
 }
@@ -86,8 +86,8 @@ fn initial_model(dir: &Path, vocab_size: Option<usize>) {
     if let Some(v) = vocab_size {
         text = text.replace("\"vocab_size\": 512", &format!("\"vocab_size\": {v}"));
     }
-    let config = LlamaConfig::from_json_str(&text, Path::new("config.json")).unwrap();
-    LlamaForCausalLM::init(&config, &device)
+    let config = DecoderConfig::from_json_str(&text, Path::new("config.json")).unwrap();
+    DecoderForCausalLM::init(&config, &device)
         .save_pretrained(dir, orpo_model::SaveDtype::F32)
         .unwrap();
 }
@@ -109,7 +109,7 @@ fn config(out: &Path, max_steps: i64) -> OrpoConfig {
 fn trainer(init: &Path, config: OrpoConfig) -> anyhow::Result<OrpoTrainer<FaultyLm>> {
     let device = Device::flex().autodiff();
     let model = FaultyLm {
-        inner: LlamaForCausalLM::from_pretrained(init, &device).unwrap(),
+        inner: DecoderForCausalLM::from_pretrained(init, &device).unwrap(),
     };
     let tok_dir = root().join("datasets/arith-prefs/tokenizer");
     let tokenizer = PreferenceTokenizer::from_dir(&tok_dir).unwrap();
@@ -230,10 +230,11 @@ fn nonfinite_steps_are_skipped_when_configured() {
     for file in ["checkpoint-6/model.safetensors", "final/model.safetensors"] {
         assert!(out.path().join(file).is_file(), "{file}");
     }
-    let final_model = LlamaForCausalLM::from_pretrained(out.path().join("final"), &Device::flex())
-        .unwrap()
-        .hf_tensors()
-        .unwrap();
+    let final_model =
+        DecoderForCausalLM::from_pretrained(out.path().join("final"), &Device::flex())
+            .unwrap()
+            .hf_tensors()
+            .unwrap();
     assert!(
         final_model
             .iter()

@@ -24,7 +24,7 @@ fn fp16_training_stays_finite_and_near_the_f32_trajectory() {
 #[test]
 fn fp16_overflow_skips_the_step_lowers_the_scale_and_continues() {
     use burn::tensor::Device;
-    use orpo_model::LlamaForCausalLM;
+    use orpo_model::DecoderForCausalLM;
     use orpo_train::precision::LossScaler;
     use orpo_train::{OrpoConfig, OrpoTrainer, read_metrics, training_device};
 
@@ -35,7 +35,7 @@ fn fp16_overflow_skips_the_step_lowers_the_scale_and_continues() {
         ..common::config(&fx["settings"], out.path())
     };
     let device = training_device(Device::flex(), &cfg).unwrap();
-    let model = LlamaForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
     let (tokenizer, data) = common::fixture_data(&dir);
     let initial = 2f64.powi(24);
     let summary = OrpoTrainer::new(model, cfg, data, tokenizer)

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
-use orpo_model::LlamaForCausalLM;
+use orpo_model::DecoderForCausalLM;
 use orpo_train::{BatchOrder, LogEntry, OrpoConfig, OrpoTrainer, SchedulerType};
 
 mod common;
@@ -68,7 +68,7 @@ fn run(
     let out = dir.join(format!("run-{batch}x{accumulation}x{devices}"));
     let device = Device::flex().autodiff();
     let model =
-        LlamaForCausalLM::from_pretrained(root().join("tests/fixtures/train/model"), &device)
+        DecoderForCausalLM::from_pretrained(root().join("tests/fixtures/train/model"), &device)
             .unwrap();
     let tokenizer =
         PreferenceTokenizer::from_dir(root().join("datasets/arith-prefs/tokenizer")).unwrap();

@@ -11,16 +11,16 @@ use std::path::Path;
 use burn::tensor::{Device, Int, Tensor};
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
 use orpo_model::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
-use orpo_model::{LlamaForCausalLM, LoraConfig};
+use orpo_model::{DecoderForCausalLM, LoraConfig};
 use orpo_train::{LoraExport, LoraTargetModules, OrpoConfig, OrpoTrainer, read_metrics};
 
 mod common;
 use common::{initial_model, root};
 
-fn trainer(out: &Path, init: &Path, resume: bool) -> OrpoTrainer<LlamaForCausalLM> {
+fn trainer(out: &Path, init: &Path, resume: bool) -> OrpoTrainer<DecoderForCausalLM> {
     let device = Device::flex().autodiff();
     device.seed(11);
-    let model = LlamaForCausalLM::from_pretrained(init, &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(init, &device).unwrap();
     let tok_dir = root().join("datasets/arith-prefs/tokenizer");
     let tokenizer = PreferenceTokenizer::from_dir(&tok_dir).unwrap();
     let data = PreferenceDataset::load(
@@ -65,7 +65,7 @@ fn tensor_names(path: &Path) -> Vec<String> {
     st.names().into_iter().map(String::from).collect()
 }
 
-fn logits(model: &LlamaForCausalLM, device: &Device) -> Vec<f32> {
+fn logits(model: &DecoderForCausalLM, device: &Device) -> Vec<f32> {
     let ids = Tensor::<2, Int>::from_ints([[5, 9, 17, 3, 40, 2], [7, 1, 30, 12, 0, 0]], device);
     let mask = Tensor::<2>::from_floats(
         [
@@ -104,7 +104,7 @@ fn lora_run_trains_adapters_only_resumes_and_exports() {
     let trained = run.model().clone();
     let lora = trained.lora_config().unwrap().clone();
     assert_eq!(lora.target_modules.len(), 7);
-    let base = LlamaForCausalLM::from_pretrained(init.path(), &device).unwrap();
+    let base = DecoderForCausalLM::from_pretrained(init.path(), &device).unwrap();
     let base_tensors: BTreeMap<_, _> = base
         .hf_tensors()
         .unwrap()
@@ -151,8 +151,8 @@ fn lora_run_trains_adapters_only_resumes_and_exports() {
     );
     assert_eq!((config.r, config.alpha, config.dropout), (4, 8.0, 0.1));
     let merged_dir = a.path().join("final-merged");
-    let merged = LlamaForCausalLM::from_pretrained(&merged_dir, &device).unwrap();
-    let adapted = LlamaForCausalLM::from_pretrained(init.path(), &device)
+    let merged = DecoderForCausalLM::from_pretrained(&merged_dir, &device).unwrap();
+    let adapted = DecoderForCausalLM::from_pretrained(init.path(), &device)
         .unwrap()
         .load_adapter(&final_dir)
         .unwrap();

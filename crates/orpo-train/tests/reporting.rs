@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use burn::tensor::Device;
 use orpo_data::{DataConfig, PreferenceDataset};
-use orpo_model::{GenerationConfig, LlamaForCausalLM};
+use orpo_model::{DecoderForCausalLM, GenerationConfig};
 use orpo_train::config::ReportTo;
 use orpo_train::samples::{SAMPLES_FILE, read_samples};
 use orpo_train::tensorboard::{read_events, tensorboard_tag};
@@ -42,7 +42,7 @@ fn tensorboard_events_and_samples_follow_the_log() {
         ..common::config(&fx["settings"], &out)
     };
     let device = training_device(Device::flex(), &cfg).unwrap();
-    let model = LlamaForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
     let (tokenizer, data) = common::fixture_data(&dir);
     let eval =
         PreferenceDataset::load(dir.join("pairs.jsonl"), None, &DataConfig::default()).unwrap();
@@ -129,7 +129,7 @@ fn tensorboard_events_and_samples_follow_the_log() {
     // The last evaluation's model is final/: its greedy completions, by orpo-model's own
     // KV-cache generation, are the rows of step 4.
     let final_model =
-        LlamaForCausalLM::from_pretrained(&summary.final_model_dir, &Device::flex()).unwrap();
+        DecoderForCausalLM::from_pretrained(&summary.final_model_dir, &Device::flex()).unwrap();
     let eos: Vec<u32> = tokenizer.eos_id().into_iter().collect();
     let (pairs, _) = PreferenceDataset::load(dir.join("pairs.jsonl"), None, &DataConfig::default())
         .unwrap()

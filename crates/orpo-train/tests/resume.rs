@@ -4,15 +4,15 @@ use std::path::Path;
 
 use burn::tensor::Device;
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
-use orpo_model::LlamaForCausalLM;
+use orpo_model::DecoderForCausalLM;
 use orpo_train::{OrpoConfig, OrpoTrainer, read_metrics};
 
 mod common;
 use common::{initial_model, root};
 
-fn trainer(out: &Path, init: &Path, resume: bool) -> OrpoTrainer<LlamaForCausalLM> {
+fn trainer(out: &Path, init: &Path, resume: bool) -> OrpoTrainer<DecoderForCausalLM> {
     let device = Device::flex().autodiff();
-    let model = LlamaForCausalLM::from_pretrained(init, &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(init, &device).unwrap();
     let tok_dir = root().join("datasets/arith-prefs/tokenizer");
     let tokenizer = PreferenceTokenizer::from_dir(&tok_dir).unwrap();
     let data = PreferenceDataset::load(
@@ -108,5 +108,5 @@ fn outputs_are_hf_layout_with_tokenizer_and_plots() {
         assert!(out.path().join(file).is_file(), "{file}");
     }
     // The final model reloads.
-    LlamaForCausalLM::from_pretrained(out.path().join("final"), &Device::flex()).unwrap();
+    DecoderForCausalLM::from_pretrained(out.path().join("final"), &Device::flex()).unwrap();
 }

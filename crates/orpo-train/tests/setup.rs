@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
-use orpo_model::{LlamaConfig, LlamaForCausalLM};
+use orpo_model::{DecoderConfig, DecoderForCausalLM};
 use orpo_train::setup::{Remote, RemoteKind, Setup, SetupError};
 use orpo_train::{OrpoConfig, OrpoTrainer};
 
@@ -58,8 +58,8 @@ fn from_config_builds_the_trainer_new_builds() {
 
     let device = orpo_train::training_device(Device::flex(), &config).unwrap();
     device.seed(config.seed);
-    let model_config = LlamaConfig::from_file(config.model_config.as_ref().unwrap()).unwrap();
-    let model = LlamaForCausalLM::init(&model_config, &device);
+    let model_config = DecoderConfig::from_file(config.model_config.as_ref().unwrap()).unwrap();
+    let model = DecoderForCausalLM::init(&model_config, &device);
     let tokenizer = PreferenceTokenizer::from_dir(tokenizer_dir()).unwrap();
     let load = |split| {
         PreferenceDataset::load(
@@ -82,7 +82,7 @@ fn from_config_builds_the_trainer_new_builds() {
     );
     assert_eq!(from_config.total_steps(), by_hand.total_steps());
     // Same seed, same device: the same fresh weights.
-    let weights = |t: &OrpoTrainer<LlamaForCausalLM>| {
+    let weights = |t: &OrpoTrainer<DecoderForCausalLM>| {
         t.model()
             .head_weight()
             .into_data()

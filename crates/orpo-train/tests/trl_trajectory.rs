@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::tensor::Device;
-use orpo_model::LlamaForCausalLM;
+use orpo_model::DecoderForCausalLM;
 use orpo_train::tokenize_config;
 use serde_json::Value;
 
@@ -71,7 +71,7 @@ fn twenty_steps_follow_trls_trajectory() {
     let settings = &fx["settings"];
     let steps = fx["steps"].as_array().unwrap();
     let device = device();
-    let model = LlamaForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
     let (tokenizer, data) = fixture_data(&dir);
     let out = tempfile::tempdir().unwrap();
     let cfg = config(settings, out.path());

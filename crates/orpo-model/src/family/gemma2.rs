@@ -7,7 +7,7 @@
 //! default 30); sliding-window attention (`sliding_window`, default 4096) on the layers
 //! `layer_types` names, or on every even layer (0, 2, ...) as transformers defaults.
 
-use crate::config::{Activation, Keys, LlamaConfig, Quirks, RopeScaling};
+use crate::config::{Activation, DecoderConfig, Keys, Quirks, RopeScaling};
 use crate::error::Result;
 
 /// `config.json`'s `model_type`.
@@ -16,7 +16,7 @@ pub const MODEL_TYPE: &str = "gemma2";
 pub const ARCHITECTURE: &str = "Gemma2ForCausalLM";
 
 /// Sets Gemma 2's quirks on `config` (its shared keys already read).
-pub(crate) fn apply(config: &mut LlamaConfig, keys: &Keys) -> Result<()> {
+pub(crate) fn apply(config: &mut DecoderConfig, keys: &Keys) -> Result<()> {
     super::gelu_tanh(keys)?;
     if keys.opt_bool("use_bidirectional_attention")? == Some(true) {
         return Err(keys.invalid(
@@ -49,7 +49,7 @@ pub(crate) fn apply(config: &mut LlamaConfig, keys: &Keys) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::LlamaConfig;
+    use crate::config::DecoderConfig;
 
     /// The keys of google/gemma-2-2b's `config.json` that matter here.
     const GEMMA2_2B: &str = r#"{"architectures":["Gemma2ForCausalLM"],"model_type":"gemma2",
@@ -62,7 +62,7 @@ mod tests {
 
     #[test]
     fn reads_gemma2_2b() {
-        let c = LlamaConfig::from_json_str(GEMMA2_2B, "config.json".as_ref()).unwrap();
+        let c = DecoderConfig::from_json_str(GEMMA2_2B, "config.json".as_ref()).unwrap();
         let q = &c.quirks;
         assert_eq!((c.head_dim, c.kv_groups()), (256, 2));
         assert!(c.tie_word_embeddings, "Gemma ties by default");
@@ -84,7 +84,7 @@ mod tests {
             r#""hidden_activation":"gelu_pytorch_tanh""#,
             r#""hidden_activation":"relu""#,
         );
-        let err = LlamaConfig::from_json_str(&json, "config.json".as_ref())
+        let err = DecoderConfig::from_json_str(&json, "config.json".as_ref())
             .unwrap_err()
             .to_string();
         assert!(

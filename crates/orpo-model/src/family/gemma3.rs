@@ -13,7 +13,7 @@
 
 use serde_json::Value;
 
-use crate::config::{Activation, Keys, LlamaConfig, Quirks, RopeScaling, parse_rope_scaling};
+use crate::config::{Activation, DecoderConfig, Keys, Quirks, RopeScaling, parse_rope_scaling};
 use crate::error::Result;
 
 /// `config.json`'s `model_type`.
@@ -22,7 +22,7 @@ pub const MODEL_TYPE: &str = "gemma3_text";
 pub const ARCHITECTURE: &str = "Gemma3ForCausalLM";
 
 /// Sets Gemma 3's quirks on `config` (its shared keys already read).
-pub(crate) fn apply(config: &mut LlamaConfig, keys: &Keys) -> Result<()> {
+pub(crate) fn apply(config: &mut DecoderConfig, keys: &Keys) -> Result<()> {
     super::gelu_tanh(keys)?;
     if keys.opt_bool("use_bidirectional_attention")? == Some(true) {
         return Err(keys.invalid(
@@ -96,7 +96,7 @@ pub(crate) fn apply(config: &mut LlamaConfig, keys: &Keys) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{LlamaConfig, RopeScaling};
+    use crate::config::{DecoderConfig, RopeScaling};
 
     /// The keys of google/gemma-3-4b-it's text config that matter here (as a text-only
     /// `config.json`).
@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn reads_the_hub_form_five_local_then_one_global() {
-        let c = LlamaConfig::from_json_str(GEMMA3, "config.json".as_ref()).unwrap();
+        let c = DecoderConfig::from_json_str(GEMMA3, "config.json".as_ref()).unwrap();
         let q = &c.quirks;
         let windows = &q.layer_windows;
         assert_eq!(windows.len(), 34);
@@ -133,7 +133,7 @@ mod tests {
             "layer_types":["sliding_attention","full_attention","sliding_attention"],
             "rope_parameters":{"full_attention":{"rope_type":"default","rope_theta":500.0},
                                "sliding_attention":{"rope_type":"default","rope_theta":50.0}}}"#;
-        let c = LlamaConfig::from_json_str(json, "config.json".as_ref()).unwrap();
+        let c = DecoderConfig::from_json_str(json, "config.json".as_ref()).unwrap();
         assert_eq!(c.quirks.layer_windows, vec![Some(4), None, Some(4)]);
         assert_eq!(c.rope_theta, 500.0);
         assert_eq!(c.quirks.local_rope, Some((50.0, RopeScaling::None)));

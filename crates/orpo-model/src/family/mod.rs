@@ -1,8 +1,8 @@
 //! Model families beyond the Llama decoder, each one module: its `config.json` read into the
-//! common decoder description ([`LlamaConfig`] with its [`Quirks`](crate::config::Quirks)) and
+//! common decoder description ([`DecoderConfig`] with its [`Quirks`](crate::config::Quirks)) and
 //! written back.
 //!
-//! A family module has `MODEL_TYPE`, `ARCHITECTURE` and `apply(&mut LlamaConfig, &Keys)`, which
+//! A family module has `MODEL_TYPE`, `ARCHITECTURE` and `apply(&mut DecoderConfig, &Keys)`, which
 //! sets the quirks from the keys after the keys every decoder shares (sizes, heads, norms'
 //! epsilon, token ids, tying) have been read the Llama way.
 
@@ -16,7 +16,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Keys, LlamaConfig};
+use crate::config::{DecoderConfig, Keys};
 use crate::error::{ModelError, Result};
 use crate::lora::LINEAR_MODULES;
 
@@ -31,7 +31,7 @@ pub struct Family {
     /// covers and the names a LoRA config may give for this family ([`lora_targets`]).
     pub lora_targets: &'static [&'static str],
     /// Whether a module of this directory reads its config ([`from_map`]); the others (Llama,
-    /// Mistral, Qwen2) are the base decoder `LlamaConfig::from_base_map` reads directly.
+    /// Mistral, Qwen2) are the base decoder `DecoderConfig::from_base_map` reads directly.
     module: bool,
 }
 
@@ -76,7 +76,7 @@ impl Family {
     }
 }
 
-impl LlamaConfig {
+impl DecoderConfig {
     /// Builds the config from a parsed JSON object: the family its `model_type` names (or, when
     /// it has none, its `architectures[0]`, as transformers picks the model class) reads it; a
     /// type no family implements is an error listing those that are.
@@ -160,7 +160,7 @@ pub(crate) fn is_family(model_type: &str) -> bool {
 }
 
 /// Reads the config of one of this module's families.
-pub(crate) fn from_map(raw: Map<String, Value>, path: &Path) -> Result<LlamaConfig> {
+pub(crate) fn from_map(raw: Map<String, Value>, path: &Path) -> Result<DecoderConfig> {
     let keys = Keys { raw: &raw, path };
     let model_type = keys.string("model_type")?;
     // The shared keys, read the Llama way from a copy without what the families spell their
@@ -190,7 +190,7 @@ pub(crate) fn from_map(raw: Map<String, Value>, path: &Path) -> Result<LlamaConf
     } else if !llama_keys {
         base.entry("rms_norm_eps").or_insert(1e-5.into());
     }
-    let mut config = LlamaConfig::from_base_map(base, path)?;
+    let mut config = DecoderConfig::from_base_map(base, path)?;
     config.model_type = model_type.clone();
     match model_type.as_str() {
         gemma2::MODEL_TYPE => gemma2::apply(&mut config, &keys)?,
@@ -206,7 +206,7 @@ pub(crate) fn from_map(raw: Map<String, Value>, path: &Path) -> Result<LlamaConf
 
 /// `config.json` of a family model: the keys read from (`map`, the shared ones updated), with
 /// `architectures` added when missing. The family keys are written back as read.
-pub(crate) fn to_json(config: &LlamaConfig, mut map: Map<String, Value>) -> Value {
+pub(crate) fn to_json(config: &DecoderConfig, mut map: Map<String, Value>) -> Value {
     if !map.contains_key("architectures") {
         let arch = lookup(&config.model_type).map_or("LlamaForCausalLM", |f| f.architecture);
         map.insert("architectures".into(), Value::Array(vec![arch.into()]));
@@ -305,11 +305,12 @@ mod tests {
         let json = r#"{"architectures":["Qwen3ForCausalLM"],"head_dim":8,"hidden_size":16,
             "intermediate_size":32,"num_attention_heads":2,"num_hidden_layers":1,
             "vocab_size":64}"#;
-        let c = crate::LlamaConfig::from_json_str(json, "config.json".as_ref()).unwrap();
+        let c = crate::DecoderConfig::from_json_str(json, "config.json".as_ref()).unwrap();
         assert_eq!(c.model_type, "qwen3");
         assert!(c.quirks.qk_norm);
         let unknown = json.replace("Qwen3ForCausalLM", "FalconForCausalLM");
-        let err = crate::LlamaConfig::from_json_str(&unknown, "config.json".as_ref()).unwrap_err();
+        let err =
+            crate::DecoderConfig::from_json_str(&unknown, "config.json".as_ref()).unwrap_err();
         assert!(err.to_string().contains("model_type"), "{err}");
     }
 

@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use crate::config::{Activation, Keys, LlamaConfig, Quirks, RopeScaling};
+use crate::config::{Activation, DecoderConfig, Keys, Quirks, RopeScaling};
 use crate::error::{ModelError, Result};
 
 /// `config.json`'s `model_type`.
@@ -25,7 +25,7 @@ pub const ARCHITECTURE: &str = "Phi3ForCausalLM";
 pub const LORA_TARGETS: [&str; 4] = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"];
 
 /// Sets Phi-3's quirks on `config` (its shared keys already read).
-pub(crate) fn apply(config: &mut LlamaConfig, keys: &Keys) -> Result<()> {
+pub(crate) fn apply(config: &mut DecoderConfig, keys: &Keys) -> Result<()> {
     let act = keys
         .opt_string("hidden_act")?
         .unwrap_or_else(|| "silu".into());
@@ -139,7 +139,7 @@ pub(crate) fn apply(config: &mut LlamaConfig, keys: &Keys) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{LlamaConfig, RopeScaling};
+    use crate::config::{DecoderConfig, RopeScaling};
 
     /// microsoft/Phi-4-mini-instruct's shape (factor lists shortened to the rotary width of a
     /// 16-wide head: 0.75 · 16 / 2 = 6).
@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn reads_phi4_mini() {
-        let c = LlamaConfig::from_json_str(PHI4_MINI, "config.json".as_ref()).unwrap();
+        let c = DecoderConfig::from_json_str(PHI4_MINI, "config.json".as_ref()).unwrap();
         assert_eq!((c.head_dim, c.rotary_dim()), (16, 12));
         let RopeScaling::LongRope {
             original_max_position_embeddings,
@@ -177,7 +177,7 @@ mod tests {
     #[test]
     fn wrong_factor_count_names_the_key() {
         let json = PHI4_MINI.replace("[1,2,3,4,5,6]", "[1,2,3]");
-        let err = LlamaConfig::from_json_str(&json, "config.json".as_ref())
+        let err = DecoderConfig::from_json_str(&json, "config.json".as_ref())
             .unwrap_err()
             .to_string();
         assert!(

@@ -7,7 +7,7 @@
 //! with `use_sliding_window`, on the layers `layer_types` names or else on the layers from
 //! `max_window_layers` (default 28) on, as transformers' `Qwen3Config` derives them.
 
-use crate::config::{Keys, LlamaConfig};
+use crate::config::{DecoderConfig, Keys};
 use crate::error::Result;
 
 /// `config.json`'s `model_type`.
@@ -16,7 +16,7 @@ pub const MODEL_TYPE: &str = "qwen3";
 pub const ARCHITECTURE: &str = "Qwen3ForCausalLM";
 
 /// Sets Qwen3's quirks on `config` (its Llama-spelled keys already read).
-pub(crate) fn apply(config: &mut LlamaConfig, keys: &Keys) -> Result<()> {
+pub(crate) fn apply(config: &mut DecoderConfig, keys: &Keys) -> Result<()> {
     config.quirks.qk_norm = true;
     if keys.opt_bool("use_sliding_window")? == Some(true)
         && let Some(window) = keys.opt_usize("sliding_window")?
@@ -33,7 +33,7 @@ pub(crate) fn apply(config: &mut LlamaConfig, keys: &Keys) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::LlamaConfig;
+    use crate::config::DecoderConfig;
 
     /// The keys of Qwen/Qwen3-0.6B's `config.json` that matter here.
     const QWEN3: &str = r#"{"architectures":["Qwen3ForCausalLM"],"attention_bias":false,
@@ -45,7 +45,7 @@ mod tests {
 
     #[test]
     fn reads_qwen3_0_6b() {
-        let c = LlamaConfig::from_json_str(QWEN3, "config.json".as_ref()).unwrap();
+        let c = DecoderConfig::from_json_str(QWEN3, "config.json".as_ref()).unwrap();
         assert_eq!(c.model_type, "qwen3");
         assert_eq!(
             (c.head_dim, c.hidden_size, c.num_attention_heads),
@@ -68,12 +68,12 @@ mod tests {
                 r#""use_sliding_window":true"#,
             )
             .replace(r#""max_window_layers":28"#, r#""max_window_layers":20"#);
-        let c = LlamaConfig::from_json_str(&on, "config.json".as_ref()).unwrap();
+        let c = DecoderConfig::from_json_str(&on, "config.json".as_ref()).unwrap();
         let w = &c.quirks.layer_windows;
         assert!(w[..20].iter().all(Option::is_none));
         assert!(w[20..].iter().all(|w| *w == Some(64)));
         let off = QWEN3.replace(r#""sliding_window":null"#, r#""sliding_window":64"#);
-        let c = LlamaConfig::from_json_str(&off, "config.json".as_ref()).unwrap();
+        let c = DecoderConfig::from_json_str(&off, "config.json".as_ref()).unwrap();
         assert!(c.quirks.layer_windows.is_empty());
     }
 }

@@ -9,7 +9,7 @@
 
 use serde_json::Value;
 
-use crate::config::{Keys, LlamaConfig};
+use crate::config::{DecoderConfig, Keys};
 use crate::error::Result;
 
 /// `config.json`'s `model_type`.
@@ -18,7 +18,7 @@ pub const MODEL_TYPE: &str = "smollm3";
 pub const ARCHITECTURE: &str = "SmolLM3ForCausalLM";
 
 /// Sets SmolLM3's quirks on `config` (its Llama-spelled keys already read).
-pub(crate) fn apply(config: &mut LlamaConfig, keys: &Keys) -> Result<()> {
+pub(crate) fn apply(config: &mut DecoderConfig, keys: &Keys) -> Result<()> {
     let layers = config.num_hidden_layers;
     let rope_layers: Vec<bool> = match keys.raw.get("no_rope_layers") {
         None | Some(Value::Null) => {
@@ -64,7 +64,7 @@ pub(crate) fn apply(config: &mut LlamaConfig, keys: &Keys) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::LlamaConfig;
+    use crate::config::DecoderConfig;
 
     /// The keys of HuggingFaceTB/SmolLM3-3B's `config.json` that matter here (its
     /// `no_rope_layers` shortened to 8 layers).
@@ -77,7 +77,7 @@ mod tests {
 
     #[test]
     fn reads_no_rope_layers_and_ties_by_default() {
-        let c = LlamaConfig::from_json_str(SMOLLM3, "config.json".as_ref()).unwrap();
+        let c = DecoderConfig::from_json_str(SMOLLM3, "config.json".as_ref()).unwrap();
         let expected = [true, true, true, false, true, true, true, false];
         assert_eq!(c.quirks.rope_layers, expected);
         assert!(c.tie_word_embeddings);
@@ -85,14 +85,14 @@ mod tests {
         assert_eq!(c.to_json()["architectures"][0], "SmolLM3ForCausalLM");
         // Without the list: every 4th layer is NoPE.
         let derived = SMOLLM3.replace(r#""no_rope_layers":[1,1,1,0,1,1,1,0],"#, "");
-        let c = LlamaConfig::from_json_str(&derived, "config.json".as_ref()).unwrap();
+        let c = DecoderConfig::from_json_str(&derived, "config.json".as_ref()).unwrap();
         assert_eq!(c.quirks.rope_layers, expected);
     }
 
     #[test]
     fn a_bad_flag_names_the_key() {
         let bad = SMOLLM3.replace("[1,1,1,0,1,1,1,0]", "[1,1,1,2,1,1,1,0]");
-        let err = LlamaConfig::from_json_str(&bad, "config.json".as_ref()).unwrap_err();
+        let err = DecoderConfig::from_json_str(&bad, "config.json".as_ref()).unwrap_err();
         assert!(err.to_string().contains("no_rope_layers"), "{err}");
     }
 }

@@ -198,7 +198,7 @@ impl LoraConfig {
     /// Reads the settings of a PEFT `adapter_config.json`. Options this crate does not
     /// implement (DoRA, bias training, `fan_in_fan_out`, per-module ranks, `modules_to_save`)
     /// are errors naming the key. `target_modules` is taken as written when it is a list of
-    /// projection names or `all-linear`; [`crate::LlamaForCausalLM::load_adapter`] then uses the
+    /// projection names or `all-linear`; [`crate::DecoderForCausalLM::load_adapter`] then uses the
     /// projections the weights file actually holds.
     pub fn from_peft_json(value: &Value) -> std::result::Result<Self, String> {
         let get = |key: &str| value.get(key).filter(|v| !v.is_null());

@@ -2,21 +2,21 @@
 //! the synthetic pairs and the memory readings.
 
 use orpo_data::TokenizedPair;
-use orpo_model::LlamaConfig;
+use orpo_model::DecoderConfig;
 
 /// Vocabulary of the SmolLM2-135M shape.
 pub const VOCAB: usize = 49152;
 
 /// The SmolLM2-135M shape (hidden 576, 9 heads / 3 KV heads, intermediate 1536, vocab 49152,
 /// tied) with `layers` decoder layers.
-pub fn smollm2_config(layers: usize) -> LlamaConfig {
+pub fn smollm2_config(layers: usize) -> DecoderConfig {
     let json = format!(
         r#"{{"model_type":"llama","vocab_size":{VOCAB},"hidden_size":576,"intermediate_size":1536,
         "num_hidden_layers":{layers},"num_attention_heads":9,"num_key_value_heads":3,
         "rms_norm_eps":1e-5,"rope_theta":100000,"max_position_embeddings":8192,
         "tie_word_embeddings":true}}"#
     );
-    LlamaConfig::from_json_str(&json, "bench".as_ref()).expect("bench config")
+    DecoderConfig::from_json_str(&json, "bench".as_ref()).expect("bench config")
 }
 
 /// `pairs` synthetic pairs with exactly `prompt` + `completion` tokens each, ids spread over the

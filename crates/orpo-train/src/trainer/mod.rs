@@ -70,10 +70,10 @@ pub struct TrainSummary {
 /// ```no_run
 /// # use orpo_train::{OrpoConfig, OrpoTrainer};
 /// # use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
-/// # use orpo_model::LlamaForCausalLM;
+/// # use orpo_model::DecoderForCausalLM;
 /// # fn main() -> anyhow::Result<()> {
 /// let device = burn::tensor::Device::default().autodiff();
-/// let model = LlamaForCausalLM::from_pretrained("SmolLM2-135M", &device)?;
+/// let model = DecoderForCausalLM::from_pretrained("SmolLM2-135M", &device)?;
 /// let tokenizer = PreferenceTokenizer::from_dir("SmolLM2-135M")?;
 /// let train = PreferenceDataset::load("datasets/arith-prefs", Some("train"), &DataConfig::default())?;
 /// let config = OrpoConfig { output_dir: "runs/x".into(), ..Default::default() };

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use orpo_model::{LlamaConfig, LlamaForCausalLM};
+use orpo_model::{DecoderConfig, DecoderForCausalLM};
 use orpo_train::{BatchOrder, OrpoConfig, SchedulerType};
 use serde_json::Value;
 
@@ -20,8 +20,8 @@ pub fn initial_model(dir: &Path) {
     let device = Device::flex();
     device.seed(3);
     let config =
-        LlamaConfig::from_file(root().join("tests/fixtures/tiny-model/config.json")).unwrap();
-    LlamaForCausalLM::init(&config, &device)
+        DecoderConfig::from_file(root().join("tests/fixtures/tiny-model/config.json")).unwrap();
+    DecoderForCausalLM::init(&config, &device)
         .save_pretrained(dir, orpo_model::SaveDtype::F32)
         .unwrap();
 }
@@ -86,7 +86,7 @@ pub fn fixture_data(dir: &Path) -> (orpo_data::PreferenceTokenizer, orpo_data::P
 
 /// Trains `model` quietly with `cfg` and returns what it logged to `metrics.jsonl`.
 pub fn train_and_read_metrics(
-    model: orpo_model::LlamaForCausalLM,
+    model: orpo_model::DecoderForCausalLM,
     cfg: OrpoConfig,
     data: orpo_data::PreferenceDataset,
     tokenizer: orpo_data::PreferenceTokenizer,
@@ -106,7 +106,7 @@ pub fn train_and_read_metrics(
 /// TRL's f32 losses. Call it once per test binary: a device's float type is set once per process.
 pub fn low_precision_run(dtype: burn::tensor::FloatDType) -> f64 {
     use burn::tensor::{DType, Device, FloatDType};
-    use orpo_model::LlamaForCausalLM;
+    use orpo_model::DecoderForCausalLM;
     use orpo_train::training_device;
 
     let (dir, fx) = fixture();
@@ -118,7 +118,7 @@ pub fn low_precision_run(dtype: burn::tensor::FloatDType) -> f64 {
     };
     assert!(Device::flex().supports_dtype(dtype));
     let device = training_device(Device::flex(), &cfg).unwrap();
-    let model = LlamaForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
+    let model = DecoderForCausalLM::from_pretrained(dir.join("model"), &device).unwrap();
     let (head, _) = orpo_train::CausalLm::output_head(&model);
     assert_eq!(
         head.dtype(),
