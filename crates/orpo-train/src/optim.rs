@@ -18,7 +18,7 @@ use std::path::Path;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
-use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData};
+use burn::tensor::{DType, FloatDType, Tensor, TensorData};
 use rayon::prelude::*;
 
 /// AdamW hyper-parameters (PyTorch names and defaults).
@@ -337,13 +337,12 @@ pub(crate) fn adamw_update(
     decay: f64,
     t: i32,
 ) -> (Tensor<1>, Moments) {
-    // (`Device::flex` exists in every build of this crate: orpo-model and orpo-loss, which it
-    // depends on with their default features, turn on burn's `flex`.)
-    if value.device() == Device::flex() {
-        adamw_host(value, grad, previous, s, lr, decay, t)
-    } else {
-        adamw_tensor(value, grad, previous, s, lr, decay, t)
+    // The host pass needs burn's CPU backend, built in by this crate's `flex` feature.
+    #[cfg(feature = "flex")]
+    if value.device() == burn::tensor::Device::flex() {
+        return adamw_host(value, grad, previous, s, lr, decay, t);
     }
+    adamw_tensor(value, grad, previous, s, lr, decay, t)
 }
 
 /// One AdamW update of a flattened f32 parameter from tensor ops (any backend): returns the new
@@ -392,6 +391,7 @@ fn adamw_tensor(
 /// the tensor path makes about a dozen passes over each parameter, most of them into fresh
 /// buffers. The same f32 operations in the same order, so the same bits; a unique tensor hands
 /// over its buffer, so nothing is copied.
+#[cfg_attr(not(feature = "flex"), allow(dead_code))]
 fn adamw_host(
     value: Tensor<1>,
     grad: Tensor<1>,
@@ -524,6 +524,7 @@ pub fn accumulate<M: Module>(module: &M, acc: &mut GradientsParams, mut other: G
 #[cfg(test)]
 mod tests {
     use super::*;
+    use burn::tensor::Device;
 
     #[derive(Module, Debug)]
     struct Tiny {
