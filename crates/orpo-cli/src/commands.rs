@@ -199,6 +199,7 @@ fn train_burn_train(resolved: Resolved, config: &OrpoConfig) -> Result<(), Failu
         plan.epochs
     );
     let options = orpo_train::learner::LearnerRunOptions {
+        chat_template: orpo_train::setup::replaced_chat_template(config, &tokenizer),
         tokenizer_dir: Some(tokenizer_dir),
         devices: if devices.len() > 1 {
             devices
@@ -471,11 +472,12 @@ pub fn export(
             .save_gguf(&out, &tokenizer_dir, ty)
             .with_context(|| format!("writing {}", out.display()))?;
     } else if model.lora_config().is_some() && !merge {
-        orpo_train::lora::export_adapter(&model, Some(&dir), &out)?;
+        let files = orpo_train::checkpoint::TokenizerFiles::new(&dir);
+        orpo_train::lora::export_adapter(&model, Some(&files), &out)?;
     } else {
         orpo_train::checkpoint::export_model(
             &model.merge_lora(),
-            Some(&dir),
+            Some(&orpo_train::checkpoint::TokenizerFiles::new(&dir)),
             &out,
             dtype,
             max_shard_size,

@@ -194,22 +194,76 @@ pub fn copy_tokenizer_files(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Writes `model` (and the tokenizer files of `tokenizer_dir`) as a Hugging Face directory at
+/// The tokenizer files a saved model carries: those of `dir`, with the config's
+/// `chat_template` written over the template they hold when it replaces the tokenizer's (so that
+/// a checkpoint or `final/` renders prompts as the run did).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenizerFiles {
+    /// The tokenizer's directory (a model or tokenizer folder).
+    pub dir: PathBuf,
+    /// The Jinja source that replaced the tokenizer's chat template, if one did.
+    pub chat_template: Option<String>,
+}
+
+impl TokenizerFiles {
+    /// The files of `dir`, as they are.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            chat_template: None,
+        }
+    }
+
+    /// With `template` replacing the chat template of the copies.
+    pub fn with_chat_template(mut self, template: Option<String>) -> Self {
+        self.chat_template = template;
+        self
+    }
+
+    /// Copies the files into `to`; with a replaced template, `chat_template.jinja` holds it (what
+    /// transformers reads) and so does `tokenizer_config.json`'s `chat_template` key when the
+    /// file has one.
+    pub fn copy_into(&self, to: &Path) -> anyhow::Result<()> {
+        copy_tokenizer_files(&self.dir, to)?;
+        let Some(template) = &self.chat_template else {
+            return Ok(());
+        };
+        let jinja = to.join("chat_template.jinja");
+        std::fs::write(&jinja, template).with_context(|| format!("writing {}", jinja.display()))?;
+        let config = to.join("tokenizer_config.json");
+        if config.is_file() {
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let mut value: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("reading {}", config.display()))?;
+            if let Some(map) = value.as_object_mut()
+                && map.contains_key("chat_template")
+            {
+                map.insert("chat_template".into(), template.clone().into());
+                std::fs::write(&config, serde_json::to_string_pretty(&value)?)
+                    .with_context(|| format!("writing {}", config.display()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `model` (and the tokenizer files of `tokenizer`) as a Hugging Face directory at
 /// `dir`, the weights in `dtype` and in shards of at most `max_shard_size` bytes (one
 /// `model.safetensors` when they fit; `max_shard_size`), through a temporary sibling directory
 /// renamed into place: an interrupted export leaves the previous `dir` (or none), never a
 /// partial one.
 pub fn export_model<M: crate::CausalLm>(
     model: &M,
-    tokenizer_dir: Option<&Path>,
+    tokenizer: Option<&TokenizerFiles>,
     dir: &Path,
     dtype: SaveDtype,
     max_shard_size: u64,
 ) -> anyhow::Result<()> {
     write_dir_atomic(dir, |tmp| {
         model.save_pretrained_sharded(tmp, dtype, max_shard_size)?;
-        if let Some(tok) = tokenizer_dir {
-            copy_tokenizer_files(tok, tmp)?;
+        if let Some(tok) = tokenizer {
+            tok.copy_into(tmp)?;
         }
         Ok(())
     })

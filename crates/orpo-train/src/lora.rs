@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use burn::tensor::Device;
 use orpo_model::SaveDtype;
 
-use crate::checkpoint::{copy_tokenizer_files, export_model, write_dir_atomic};
+use crate::checkpoint::{TokenizerFiles, export_model, write_dir_atomic};
 use crate::config::{LoraExport, OrpoConfig};
 use crate::model::CausalLm;
 
@@ -47,7 +47,7 @@ pub fn restore_model<M: CausalLm>(model: M, dir: &Path, device: &Device) -> anyh
     }
 }
 
-/// Writes the final model to `dir` (atomically, with the tokenizer files of `tokenizer_dir`)
+/// Writes the final model to `dir` (atomically, with the tokenizer files of `tokenizer`)
 /// and returns the directories written. A model without adapters is written as a Hugging Face
 /// model with its weights in `dtype`; a LoRA model as `export` says: the PEFT adapter (f32), the
 /// merged model (in `dtype`), or the adapter in `dir` and the merged model in `<dir>-merged`.
@@ -55,7 +55,7 @@ pub fn restore_model<M: CausalLm>(model: M, dir: &Path, device: &Device) -> anyh
 /// ([`export_model`]).
 pub fn export_final<M: CausalLm>(
     model: &M,
-    tokenizer_dir: Option<&Path>,
+    tokenizer: Option<&TokenizerFiles>,
     dir: &Path,
     export: LoraExport,
     dtype: SaveDtype,
@@ -63,32 +63,32 @@ pub fn export_final<M: CausalLm>(
 ) -> anyhow::Result<Vec<PathBuf>> {
     if model.lora_config().is_none() || export == LoraExport::Merged {
         // `save_pretrained` of a model with adapters writes W + scale·A·B.
-        export_model(model, tokenizer_dir, dir, dtype, max_shard_size)?;
+        export_model(model, tokenizer, dir, dtype, max_shard_size)?;
         return Ok(vec![dir.to_path_buf()]);
     }
-    export_adapter(model, tokenizer_dir, dir)?;
+    export_adapter(model, tokenizer, dir)?;
     let mut written = vec![dir.to_path_buf()];
     if export == LoraExport::Both {
         let mut name = dir.file_name().unwrap_or_default().to_os_string();
         name.push("-merged");
         let merged = dir.with_file_name(name);
-        export_model(model, tokenizer_dir, &merged, dtype, max_shard_size)?;
+        export_model(model, tokenizer, &merged, dtype, max_shard_size)?;
         written.push(merged);
     }
     Ok(written)
 }
 
-/// Writes the adapters of `model` (and the tokenizer files of `tokenizer_dir`) as a PEFT
+/// Writes the adapters of `model` (and the tokenizer files of `tokenizer`) as a PEFT
 /// adapter directory at `dir`, atomically.
 pub fn export_adapter<M: CausalLm>(
     model: &M,
-    tokenizer_dir: Option<&Path>,
+    tokenizer: Option<&TokenizerFiles>,
     dir: &Path,
 ) -> anyhow::Result<()> {
     write_dir_atomic(dir, |tmp| {
         model.save_adapter(tmp)?;
-        if let Some(tok) = tokenizer_dir {
-            copy_tokenizer_files(tok, tmp)?;
+        if let Some(tok) = tokenizer {
+            tok.copy_into(tmp)?;
         }
         Ok(())
     })

@@ -468,6 +468,18 @@ impl<'a> Setup<'a> {
     }
 }
 
+/// The Jinja source of `tokenizer`'s chat template when `config`'s `chat_template` replaced it
+/// ([`apply_chat_template`]), for the tokenizer files saved with the model.
+pub fn replaced_chat_template(
+    config: &OrpoConfig,
+    tokenizer: &PreferenceTokenizer,
+) -> Option<String> {
+    config
+        .chat_template
+        .as_ref()
+        .map(|_| tokenizer.chat_template().source().to_string())
+}
+
 /// Replaces `tokenizer`'s chat template with `config`'s `chat_template` when it is set (a
 /// template string, a file or a name: [`orpo_data::template_source`]); the error names the key.
 pub fn apply_chat_template(
@@ -539,8 +551,10 @@ impl OrpoTrainer<DecoderForCausalLM> {
             datasets,
             ..
         } = resolved;
+        let files = crate::checkpoint::TokenizerFiles::new(&tokenizer_dir)
+            .with_chat_template(replaced_chat_template(config, &tokenizer));
         let mut trainer = OrpoTrainer::new(model, config.clone(), datasets.train, tokenizer)?
-            .with_tokenizer_dir(&tokenizer_dir)
+            .with_tokenizer_files(files)
             .with_devices(devices)
             .map_err(usage)?;
         if let Some(eval) = datasets.eval {

@@ -211,3 +211,30 @@ fn names_that_are_not_local_paths_go_to_the_remote() {
     local.tokenizer(&self::config(out.path()), None).unwrap();
     assert_eq!(remote.0.borrow().len(), 2);
 }
+
+/// A `chat_template` that replaces the tokenizer's is the one checkpoints and `final/` carry:
+/// reloaded from them, the tokenizer renders prompts as the run did.
+#[test]
+fn a_replaced_chat_template_is_saved_with_the_model() {
+    let out = tempfile::tempdir().unwrap();
+    let config = OrpoConfig {
+        chat_template: Some("zephyr".into()),
+        save_steps: 1,
+        ..config(out.path())
+    };
+    let zephyr = orpo_data::template_source("zephyr").unwrap();
+    let own = orpo_data::PreferenceTokenizer::from_dir(tokenizer_dir()).unwrap();
+    assert_ne!(own.chat_template().source(), zephyr);
+    let setup = Setup::new("c.yaml");
+    OrpoTrainer::from_config(&config, vec![Device::flex()], &setup)
+        .unwrap()
+        .train()
+        .unwrap();
+    for dir in ["checkpoint-1", "final"] {
+        let dir = out.path().join(dir);
+        let saved = orpo_data::PreferenceTokenizer::from_dir(&dir).unwrap();
+        assert_eq!(saved.chat_template().source(), zephyr, "{}", dir.display());
+        let jinja = std::fs::read_to_string(dir.join("chat_template.jinja")).unwrap();
+        assert_eq!(jinja, zephyr, "{}", dir.display());
+    }
+}

@@ -35,6 +35,8 @@ use crate::trainer::TrainSummary;
 pub struct LearnerRunOptions {
     /// Whose tokenizer files go into `final/`.
     pub tokenizer_dir: Option<PathBuf>,
+    /// The chat template that replaced the tokenizer's (`chat_template`), written into `final/`.
+    pub chat_template: Option<String>,
     /// Several devices (`--devices`): burn-train's `MultiDevice` execution strategy over them,
     /// each a training device ([`crate::training_device`]); empty or one: the model's device.
     pub devices: Vec<Device>,
@@ -330,9 +332,13 @@ pub fn train_with_burn_train<M: CausalLm + ModuleDisplay>(
     let history = read_metrics(&out.join("metrics.jsonl"))?;
     crate::plot::write_run_plots(&history, &out.join("plots"))?;
     let final_dir = out.join("final");
+    let tokenizer_files = options.tokenizer_dir.as_ref().map(|dir| {
+        crate::checkpoint::TokenizerFiles::new(dir)
+            .with_chat_template(options.chat_template.clone())
+    });
     crate::lora::export_final(
         &model,
-        options.tokenizer_dir.as_deref(),
+        tokenizer_files.as_ref(),
         &final_dir,
         config.lora_export,
         // `save_dtype`, else the type the model was loaded from (f32 for a fresh one).

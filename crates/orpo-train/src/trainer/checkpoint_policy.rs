@@ -106,8 +106,8 @@ impl<M: CausalLm> OrpoTrainer<M> {
             let model = optim.with_masters(self.model.clone());
             crate::lora::save_model(&model, dir, self.save_dtype)?;
             optim.save(&dir.join(checkpoint::OPTIMIZER_STATE))?;
-            if let Some(tok) = &self.tokenizer_dir {
-                checkpoint::copy_tokenizer_files(tok, dir)?;
+            if let Some(tok) = &self.tokenizer_files {
+                tok.copy_into(dir)?;
             }
             let text = serde_json::to_string_pretty(state)?;
             crate::io::write_atomic(&dir.join(checkpoint::TRAINER_STATE), text.as_bytes())?;
@@ -128,7 +128,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
     pub(super) fn export_model(&self, model: &M, dir: &Path) -> anyhow::Result<()> {
         crate::lora::export_final(
             model,
-            self.tokenizer_dir.as_deref(),
+            self.tokenizer_files.as_ref(),
             dir,
             self.config.lora_export,
             self.save_dtype,

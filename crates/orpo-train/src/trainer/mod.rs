@@ -85,7 +85,7 @@ pub struct OrpoTrainer<M: CausalLm> {
     model: M,
     config: OrpoConfig,
     tokenizer: PreferenceTokenizer,
-    tokenizer_dir: Option<PathBuf>,
+    tokenizer_files: Option<crate::checkpoint::TokenizerFiles>,
     train_pairs: Vec<TokenizedPair>,
     eval_pairs: Vec<TokenizedPair>,
     /// Tokenization report of the training split.
@@ -135,7 +135,7 @@ impl<M: CausalLm> OrpoTrainer<M> {
         Ok(Self {
             model,
             tokenizer,
-            tokenizer_dir: None,
+            tokenizer_files: None,
             train_pairs,
             eval_pairs: Vec::new(),
             train_report,
@@ -178,7 +178,14 @@ impl<M: CausalLm> OrpoTrainer<M> {
 
     /// The directory whose tokenizer files are copied into checkpoints and the final model.
     pub fn with_tokenizer_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.tokenizer_dir = Some(dir.into());
+        self.tokenizer_files = Some(crate::checkpoint::TokenizerFiles::new(dir));
+        self
+    }
+
+    /// The tokenizer files copied into checkpoints and the final model, with the chat template
+    /// that replaced the tokenizer's (`chat_template`).
+    pub fn with_tokenizer_files(mut self, files: crate::checkpoint::TokenizerFiles) -> Self {
+        self.tokenizer_files = Some(files);
         self
     }
 
