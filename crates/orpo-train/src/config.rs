@@ -299,10 +299,9 @@ pub struct OrpoConfig {
     pub max_shard_size: orpo_model::shard::ShardSize,
 
     // ---- ORPO and tokenization
-    /// λ, the weight of the odds-ratio term (TRL's `beta`).
+    /// λ, the weight of the odds-ratio term (TRL's `beta`; axolotl's `orpo_alpha` is read as it,
+    /// and the two with different values are an error).
     pub beta: f64,
-    /// axolotl's name for λ; giving it and a different `beta` is an error.
-    pub orpo_alpha: Option<f64>,
     /// τ, an inverse temperature on the log odds (1.0 = the paper and TRL).
     pub orpo_beta: f64,
     /// Mask the prompt out of the NLL term (TRL includes it).
@@ -536,7 +535,6 @@ impl Default for OrpoConfig {
             save_dtype: None,
             max_shard_size: Default::default(),
             beta: 0.1,
-            orpo_alpha: None,
             orpo_beta: 1.0,
             nll_on_completion_only: false,
             max_length: 1024,
@@ -593,20 +591,6 @@ impl OrpoConfig {
     }
 
     fn from_yaml_value(value: serde_yaml::Value, origin: &str) -> Result<Self, ConfigError> {
-        if let Some(map) = value.as_mapping() {
-            let number = |key: &str| map.get(key).and_then(serde_yaml::Value::as_f64);
-            if let (Some(beta), Some(alpha)) = (number("beta"), number("orpo_alpha"))
-                && (beta - alpha).abs() > f64::EPSILON
-            {
-                return Err(ConfigError::Invalid {
-                    origin: origin.into(),
-                    message: format!(
-                        "key `orpo_alpha` ({alpha}) and key `beta` ({beta}) both set λ with \
-                         different values; give one"
-                    ),
-                });
-            }
-        }
         let normalized = normalize(value, origin)?;
         let mut config: Self = serde_path_to_error::deserialize(Value::Mapping(normalized.map))
             .map_err(|e| {
@@ -621,9 +605,6 @@ impl OrpoConfig {
                     },
                 }
             })?;
-        if let Some(alpha) = config.orpo_alpha {
-            config.beta = alpha;
-        }
         config.step_ratios = normalized.ratios;
         config.provenance.ignored_keys = normalized.ignored;
         config.provenance.max_prompt_length_set = normalized.max_prompt_length_set;
@@ -761,9 +742,9 @@ impl OrpoConfig {
         Ok(config)
     }
 
-    /// λ as resolved from `beta` and `orpo_alpha`.
+    /// λ, the weight of the odds-ratio term: `beta` (which `orpo_alpha` is read as).
     pub fn lambda(&self) -> f64 {
-        self.orpo_alpha.unwrap_or(self.beta)
+        self.beta
     }
 
     /// `test_size`, `datasets` and `dataset` together.
@@ -883,7 +864,6 @@ impl OrpoConfig {
             ("adam_beta2", self.adam_beta2),
             ("adam_epsilon", self.adam_epsilon),
             ("max_grad_norm", self.max_grad_norm),
-            ("orpo_alpha", self.orpo_alpha.unwrap_or(0.0)),
             ("beta", self.beta),
             ("orpo_beta", self.orpo_beta),
         ] {
@@ -1146,7 +1126,7 @@ mod tests {
             ("num_train_epochs: .inf\n", "num_train_epochs"),
             ("max_grad_norm: -.inf\n", "max_grad_norm"),
             ("orpo_beta: .NaN\n", "orpo_beta"),
-            ("orpo_alpha: .nan\n", "orpo_alpha"),
+            ("orpo_alpha: .nan\n", "beta"),
             ("adam_epsilon: 1e400\n", "adam_epsilon"),
             ("weight_decay: -0.1\n", "weight_decay"),
             ("adam_beta2: 1.0\n", "adam_beta2"),
@@ -1184,9 +1164,14 @@ mod tests {
     fn orpo_alpha_sets_lambda_and_conflicts_with_beta() {
         let c = OrpoConfig::from_yaml_str("orpo_alpha: 0.5\n", "c.yaml").unwrap();
         assert_eq!(c.lambda(), 0.5);
-        // Overriding an unrelated key keeps λ; overriding beta to another value conflicts.
+        // Overriding an unrelated key keeps λ; an override of either name sets it.
         assert_eq!(c.apply_overrides(&["seed=1".into()]).unwrap().lambda(), 0.5);
-        assert!(c.apply_overrides(&["beta=0.3".into()]).is_err());
+        assert_eq!(
+            c.apply_overrides(&["beta=0.3".into()]).unwrap().lambda(),
+            0.3
+        );
+        let set = c.apply_overrides(&["orpo_alpha=0.2".into()]).unwrap();
+        assert_eq!(set.lambda(), 0.2);
         let c = OrpoConfig::from_yaml_str("orpo_alpha: 0.5\nbeta: 0.5\n", "c.yaml").unwrap();
         assert_eq!(c.lambda(), 0.5);
         let err = OrpoConfig::from_yaml_str("orpo_alpha: 0.5\nbeta: 0.2\n", "c.yaml")

@@ -215,10 +215,7 @@ pub static KEYS: &[KeyDoc] = &[
         "the model's dtype (TRL's ModelConfig): `bfloat16` sets bf16, `float16` sets fp16, `auto`/`float32` change nothing",
     ),
     acts("beta", "λ, the weight of the odds-ratio term"),
-    acts(
-        "orpo_alpha",
-        "axolotl's name for λ; with a different beta it is an error",
-    ),
+    alias("orpo_alpha", "beta"),
     acts(
         "orpo_beta",
         "τ, an inverse temperature on the log odds (1.0: the paper and TRL)",

@@ -72,8 +72,8 @@ struct StepReport {
 }
 
 impl<M: CausalLm> OrpoLearnerModel<M> {
-    /// `model` with the loss, clipping and non-finite settings of `config` (`beta` /
-    /// `orpo_alpha`, `orpo_beta`, `nll_on_completion_only`, `logits_chunk_size`,
+    /// `model` with the loss, clipping and non-finite settings of `config` (`beta`,
+    /// `orpo_beta`, `nll_on_completion_only`, `logits_chunk_size`,
     /// `max_grad_norm`, `skip_nonfinite_steps`).
     pub fn new(model: M, config: &OrpoConfig) -> Self {
         Self {
