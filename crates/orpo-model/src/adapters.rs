@@ -7,7 +7,7 @@ use std::path::Path;
 
 use burn::module::{LoraAdapter, Module, Param, Reparameterizer};
 use burn::nn::Linear;
-use burn::tensor::{Distribution, Tensor};
+use burn::tensor::{Device, Distribution, Tensor};
 
 use crate::error::{ModelError, Result};
 use crate::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, KNOWN_MODULES, LINEAR_MODULES, LoraConfig};
@@ -68,6 +68,54 @@ fn peft_prefix(layer: usize, group: &str, module: &str) -> String {
 }
 
 impl PeftLora<'_> {
+    /// The factors `a` `[in, r]` and `b` `[r, out]` of the LoRA on `module` (PEFT's name) of
+    /// layer `layer`: fresh (PEFT's initialisation) when the config targets it, else read from
+    /// the adapter file. `None` when the module gets no adapter, or on an error, which is kept in
+    /// `self.error`.
+    fn factors(
+        &mut self,
+        layer: usize,
+        group: &str,
+        module: &str,
+        d_in: usize,
+        d_out: usize,
+        device: &Device,
+    ) -> Option<(Tensor<2>, Tensor<2>)> {
+        let r = self.config.r;
+        match &mut self.init {
+            AdapterInit::Fresh => {
+                if !self.config.targets(module) {
+                    return None;
+                }
+                // PEFT: kaiming_uniform_(lora_A.weight, a=√5) on `[r, in]` is U(±1/√in).
+                let bound = 1.0 / (d_in as f64).sqrt();
+                Some((
+                    Tensor::<2>::random([d_in, r], Distribution::Uniform(-bound, bound), device),
+                    Tensor::<2>::zeros([r, d_out], device),
+                ))
+            }
+            AdapterInit::File(file) => {
+                let prefix = peft_prefix(layer, group, module);
+                let a_name = format!("{prefix}.lora_A.weight");
+                if !file.contains(&a_name) {
+                    return None;
+                }
+                // lora_A is `[r, in]`, lora_B `[out, r]`: read transposed, as linear weights.
+                let ab = file.linear_weight(&a_name, r, d_in).and_then(|a| {
+                    file.linear_weight(&format!("{prefix}.lora_B.weight"), d_out, r)
+                        .map(|b| (a, b))
+                });
+                match ab {
+                    Ok(ab) => Some(ab),
+                    Err(e) => {
+                        self.error = Some(e);
+                        None
+                    }
+                }
+            }
+        }
+    }
+
     /// The adapter of part `part` of the fused projection `fused` (widths `widths`): PEFT's one
     /// LoRA on the fused weight: each part's `a` a copy of `A` (only the first part's is used
     /// and trains, [`crate::lora::forward_fused`]) and `b` `B`'s columns `[Σ widths before, + widths[part])`.
@@ -82,43 +130,11 @@ impl PeftLora<'_> {
         part: usize,
         d_in: usize,
     ) -> (Param<Tensor<D>>, Option<LoraAdapter>) {
-        let r = self.config.r;
         let total: usize = widths.iter().sum();
-        let device = param.lazy_device();
         if !self.fused_factors.contains_key(&(layer, fused)) {
-            let (a, b) = match &mut self.init {
-                AdapterInit::Fresh => {
-                    if !self.config.targets(fused) {
-                        return (param, None);
-                    }
-                    let bound = 1.0 / (d_in as f64).sqrt();
-                    (
-                        Tensor::<2>::random(
-                            [d_in, r],
-                            Distribution::Uniform(-bound, bound),
-                            &device,
-                        ),
-                        Tensor::<2>::zeros([r, total], &device),
-                    )
-                }
-                AdapterInit::File(file) => {
-                    let prefix = peft_prefix(layer, group, fused);
-                    let a_name = format!("{prefix}.lora_A.weight");
-                    if !file.contains(&a_name) {
-                        return (param, None);
-                    }
-                    let ab = file.linear_weight(&a_name, r, d_in).and_then(|a| {
-                        file.linear_weight(&format!("{prefix}.lora_B.weight"), total, r)
-                            .map(|b| (a, b))
-                    });
-                    match ab {
-                        Ok(ab) => ab,
-                        Err(e) => {
-                            self.error = Some(e);
-                            return (param, None);
-                        }
-                    }
-                }
+            let Some((a, b)) = self.factors(layer, group, fused, d_in, total, &param.lazy_device())
+            else {
+                return (param, None);
             };
             self.fused_factors.insert((layer, fused), (a, b));
         }
@@ -155,46 +171,16 @@ impl Reparameterizer for &mut PeftLora<'_> {
             return (param, None);
         };
         let dims = param.lazy_shape().dims::<2>();
-        let (d_in, d_out, r) = (dims[0], dims[1], self.config.r);
-        let device = param.lazy_device();
+        let (d_in, d_out) = (dims[0], dims[1]);
         if let Some((qkv, gate_up)) = self.fused
             && let Some((fused, part)) = fused_part(module)
         {
             let widths: &[usize] = if fused == "qkv_proj" { &qkv } else { &gate_up };
             return self.fused_adapter(param, layer, group, fused, widths, part, d_in);
         }
-        let (a, b) = match &mut self.init {
-            AdapterInit::Fresh => {
-                if !self.config.targets(module) {
-                    return (param, None);
-                }
-                // PEFT: kaiming_uniform_(lora_A.weight, a=√5) on `[r, in]` is U(±1/√in).
-                let bound = 1.0 / (d_in as f64).sqrt();
-                (
-                    Tensor::<2>::random([d_in, r], Distribution::Uniform(-bound, bound), &device),
-                    Tensor::<2>::zeros([r, d_out], &device),
-                )
-            }
-            AdapterInit::File(file) => {
-                let prefix = peft_prefix(layer, group, module);
-                let a_name = format!("{prefix}.lora_A.weight");
-                if !file.contains(&a_name) {
-                    return (param, None);
-                }
-                // lora_A is `[r, in]`, lora_B `[out, r]`: read transposed, as linear weights.
-                let a = file.linear_weight(&a_name, r, d_in);
-                let b = a.and_then(|a| {
-                    file.linear_weight(&format!("{prefix}.lora_B.weight"), d_out, r)
-                        .map(|b| (a, b))
-                });
-                match b {
-                    Ok(ab) => ab,
-                    Err(e) => {
-                        self.error = Some(e);
-                        return (param, None);
-                    }
-                }
-            }
+        let Some((a, b)) = self.factors(layer, group, module, d_in, d_out, &param.lazy_device())
+        else {
+            return (param, None);
         };
         self.adapted.insert(module);
         let adapter = LoraAdapter {
