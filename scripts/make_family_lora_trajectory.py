@@ -1,20 +1,27 @@
 #!/usr/bin/env python3
-"""A 10-step TRL 1.16 ORPOTrainer run with a PEFT LoRA on the tiny Phi-3 (issue 24: LoRA per
-family, the fused `qkv_proj` / `gate_up_proj` adapters trained as PEFT trains them).
+"""A 10-step TRL 1.16 ORPOTrainer run with a PEFT LoRA on a tiny Phi-3, Qwen3 or Gemma 2
+(issue 24: LoRA per family; Phi-3's fused `qkv_proj` / `gate_up_proj` adapters trained as PEFT
+trains them, Qwen3's q/k norms and Gemma 2's soft-caps and sliding window under the adapters).
 
 Used by crates/orpo-train/tests/family_trajectory.rs (no Python needed at test time):
-    python scripts/make_family_lora_trajectory.py   # writes tests/fixtures/lora/phi3_trajectory/
+    python scripts/make_family_lora_trajectory.py [phi3] [qwen3] [gemma2]   # default: all three
+    # writes tests/fixtures/lora/{family}_trajectory/
 
-The run is the family trajectories' (scripts/make_family_fixtures_gemma_phi.py: the Phi-3
-trajectory config, vocabulary 512, the first 40 pairs of tests/fixtures/train/pairs.jsonl,
-AdamW lr 1e-3 constant, batch 4, sequential, f32) with `all-linear` LoRA r 4, alpha 8, no
-dropout. The directory holds `model/` (the frozen base), `adapter/` (the starting adapter,
-`lora_B` random so that every factor gets a gradient from the first step) and
-`trajectory.json` (each step's loss, metrics and grad_norm; each adapter tensor's final norm
-and update norm, PEFT's names).
+The run is the family trajectories' (scripts/make_family_fixtures.py for qwen3,
+scripts/make_family_fixtures_gemma_phi.py for phi3 and gemma2: the family's trajectory config,
+vocabulary 512, the first 40 pairs of tests/fixtures/train/pairs.jsonl, AdamW lr 1e-3 constant,
+batch 4, sequential, f32) with `all-linear` LoRA r 4, alpha 8, no dropout. Each directory holds
+`model/` (the frozen base), `adapter/` (the starting adapter, `lora_B` random so that every
+factor gets a gradient from the first step) and `trajectory.json` (each step's loss, metrics
+and grad_norm; each adapter tensor's final norm and update norm, PEFT's names).
+
+PEFT writes `target_modules` from a Python set, whose order follows the string hash: the script
+re-runs itself with PYTHONHASHSEED=0 so that a regenerated `adapter_config.json` is the
+committed one byte for byte.
 """
 import json
 import math
+import os
 import pathlib
 import shutil
 import sys
@@ -22,7 +29,12 @@ import tempfile
 
 import torch
 
+if os.environ.get("PYTHONHASHSEED") != "0":
+    os.environ["PYTHONHASHSEED"] = "0"
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import make_family_fixtures as qwen_fx  # noqa: E402
 import make_family_fixtures_gemma_phi as fx  # noqa: E402
 
 import peft  # noqa: E402
@@ -34,33 +46,37 @@ from safetensors.torch import load_file  # noqa: E402
 from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 from trl.experimental.orpo import ORPOConfig  # noqa: E402
 
-OUT = fx.ROOT / "tests" / "fixtures" / "lora" / "phi3_trajectory"
+# The family's tiny trajectory config and the seed of its base weights and starting adapter.
+FAMILIES = {
+    "phi3": (fx.FAMILIES["phi3"]["train_config"], 400),
+    "qwen3": (qwen_fx.FAMILIES["qwen3"]["train_config"], 401),
+    "gemma2": (fx.FAMILIES["gemma2"]["train_config"], 402),
+}
 
 
-def main():
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(fx.TOKENIZER_DIR)
-    rows = [json.loads(line) for line in (fx.TRAIN / "pairs.jsonl").read_text().splitlines()]
-    rows = rows[:fx.ROWS]
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    torch.manual_seed(400)
-    model = AutoModelForCausalLM.from_config(fx.FAMILIES["phi3"]["train_config"](),
-                                             dtype=torch.float32, attn_implementation="eager")
+def write_trajectory(name, tokenizer, rows):
+    train_config, seed = FAMILIES[name]
+    out = fx.ROOT / "tests" / "fixtures" / "lora" / f"{name}_trajectory"
+    if out.exists():
+        shutil.rmtree(out)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(train_config(), dtype=torch.float32,
+                                             attn_implementation="eager")
     fx.perturb(model, std=0.1)
-    model.save_pretrained(OUT / "model")
-    (OUT / "model" / "generation_config.json").unlink(missing_ok=True)
-    base = AutoModelForCausalLM.from_pretrained(OUT / "model", dtype=torch.float32,
+    model.save_pretrained(out / "model")
+    (out / "model" / "generation_config.json").unlink(missing_ok=True)
+    base = AutoModelForCausalLM.from_pretrained(out / "model", dtype=torch.float32,
                                                 attn_implementation="eager")
     lora = LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=0.0, bias="none",
                       target_modules="all-linear")
     model = get_peft_model(base, lora)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
+        for key, p in model.named_parameters():
+            if "lora_B" in key:
                 p.copy_(0.1 * torch.randn_like(p))
-    model.save_pretrained(OUT / "adapter")
-    (OUT / "adapter" / "README.md").unlink(missing_ok=True)
-    initial = load_file(str(OUT / "adapter" / "adapter_model.safetensors"))
+    model.save_pretrained(out / "adapter")
+    (out / "adapter" / "README.md").unlink(missing_ok=True)
+    initial = load_file(str(out / "adapter" / "adapter_model.safetensors"))
     with tempfile.TemporaryDirectory() as tmp:
         args = ORPOConfig(output_dir=tmp, **{k: v for k, v in fx.SETTINGS.items()
                                              if k != "max_prompt_length"},
@@ -86,7 +102,7 @@ def main():
                       "logged_loss": float(log["loss"])})
     update = {k: final[k] - initial[k] for k in initial}
     result = {
-        "about": "TRL ORPOTrainer + PEFT LoRA (all-linear) reference trajectory for phi3; "
+        "about": f"TRL ORPOTrainer + PEFT LoRA (all-linear) reference trajectory for {name}; "
                  "written by scripts/make_family_lora_trajectory.py",
         "versions": {"trl": trl.__version__, "transformers": transformers.__version__,
                      "peft": peft.__version__, "torch": torch.__version__},
@@ -96,11 +112,23 @@ def main():
         "final_weight_norms": fx.norms(final),
         "update_norms": fx.norms(update),
     }
-    (OUT / "trajectory.json").write_text(json.dumps(result, indent=1) + "\n")
-    total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
-    print(f"phi3 LoRA trajectory: loss {steps[0]['loss']:.5f} -> {steps[-1]['loss']:.5f}, "
+    (out / "trajectory.json").write_text(json.dumps(result, indent=1) + "\n")
+    total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"{name} LoRA trajectory: loss {steps[0]['loss']:.5f} -> {steps[-1]['loss']:.5f}, "
           f"grad_norm {steps[0]['grad_norm']:.4f} -> {steps[-1]['grad_norm']:.4f}; "
           f"{total / 1024:.0f} KiB")
+
+
+def main():
+    names = sys.argv[1:] or list(FAMILIES)
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        sys.exit(f"unknown family {unknown}; known: {', '.join(FAMILIES)}")
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(fx.TOKENIZER_DIR)
+    rows = [json.loads(line) for line in (fx.TRAIN / "pairs.jsonl").read_text().splitlines()]
+    rows = rows[:fx.ROWS]
+    for name in names:
+        write_trajectory(name, tokenizer, rows)
 
 
 if __name__ == "__main__":

@@ -177,14 +177,22 @@ fn phi3_follows_trls_trajectory() {
     trajectory("phi3");
 }
 
-/// Phi-3 with a PEFT `all-linear` LoRA (the fused `qkv_proj` / `gate_up_proj` adapters
-/// included) follows TRL + PEFT's 10 steps (`tests/fixtures/lora/phi3_trajectory/`, written by
+/// `family`'s tiny model with a PEFT `all-linear` LoRA follows TRL + PEFT's 10 steps
+/// (`tests/fixtures/lora/<family>_trajectory/`, written by
 /// `scripts/make_family_lora_trajectory.py`): the run starts from PEFT's adapter on the frozen
-/// base, and the final adapter's tensors (PEFT's names) moved as PEFT's did.
-#[test]
-fn phi3_lora_follows_trl_peft_trajectory() {
-    let name = "phi3 LoRA";
-    let dir = root().join("tests/fixtures/lora/phi3_trajectory");
+/// base, every step's loss, metrics and grad_norm are TRL's ([`METRIC_TOLERANCES`]), and the
+/// final adapter's tensors (PEFT's names) moved as PEFT's did ([`compare_updates`]).
+///
+/// `final-merged/` holds W + scale·B·A in transformers' layout for each of the
+/// `layers × modules.len()` adapted projections (`modules`: the model's target modules in its
+/// own order), with A `[r, in]` and B `[out, r]` as PEFT saves them: for Phi-3's fused
+/// `qkv_proj` / `gate_up_proj` that is the trained shared A (not the untrained copies the split
+/// parts keep) and B's rows of every part. Weights without an adapter are unchanged.
+fn lora_trajectory(family: &str, modules: &[&str], layers: usize) {
+    let name = format!("{family} LoRA");
+    let dir = root()
+        .join("tests/fixtures/lora")
+        .join(format!("{family}_trajectory"));
     let text = std::fs::read_to_string(dir.join("trajectory.json")).unwrap();
     let fx: Value = serde_json::from_str(&text).unwrap();
     let settings = &fx["settings"];
@@ -194,10 +202,8 @@ fn phi3_lora_follows_trl_peft_trajectory() {
         .unwrap()
         .load_adapter(dir.join("adapter"))
         .unwrap();
-    assert_eq!(
-        model.lora_config().unwrap().target_modules,
-        ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
-    );
+    assert_eq!(model.config.model_type, read_model_type(&dir));
+    assert_eq!(model.lora_config().unwrap().target_modules, modules);
     let (tokenizer, data) = fixture_data(&root().join("tests/fixtures/train"));
     let out = tempfile::tempdir().unwrap();
     let cfg = orpo_train::OrpoConfig {
@@ -205,23 +211,23 @@ fn phi3_lora_follows_trl_peft_trajectory() {
         ..config(settings, out.path())
     };
     let logged = train_and_read_metrics(model, cfg, data, tokenizer);
-    compare_steps(name, &logged, steps);
+    compare_steps(&name, &logged, steps);
     let initial = tensors(&dir.join("adapter/adapter_model.safetensors"));
     let fin = tensors(&out.path().join("final/adapter_model.safetensors"));
     assert_eq!(
         fin.keys().collect::<Vec<_>>(),
         initial.keys().collect::<Vec<_>>()
     );
-    compare_updates(name, &fx, &initial, &fin);
+    assert_eq!(fin.len(), layers * modules.len() * 2, "{name}: (A, B) each");
+    compare_updates(&name, &fx, &initial, &fin);
 
-    // `final-merged/` holds W + scale·B·A in transformers' layout, with the trained shared A of
-    // each fused projection (not the untrained copies the split parts keep).
     let base = tensors(&dir.join("model/model.safetensors"));
     let merged = tensors(&out.path().join("final-merged/model.safetensors"));
     let (r, scale) = (4, 8.0 / 4.0);
     let mut checked = 0;
     for (key, w) in &base {
         let Some(module) = key.strip_suffix(".weight") else {
+            assert_eq!(&merged[key], w, "{name} {key}: not adapted, unchanged");
             continue;
         };
         let prefix = format!("base_model.model.{module}");
@@ -229,11 +235,11 @@ fn phi3_lora_follows_trl_peft_trajectory() {
             fin.get(&format!("{prefix}.lora_A.weight")),
             fin.get(&format!("{prefix}.lora_B.weight")),
         ) else {
-            assert_eq!(&merged[key], w, "{key}: not adapted, unchanged");
+            assert_eq!(&merged[key], w, "{name} {key}: not adapted, unchanged");
             continue;
         };
         let (d_in, d_out) = (a.len() / r, b.len() / r);
-        assert_eq!(w.len(), d_out * d_in, "{key}");
+        assert_eq!(w.len(), d_out * d_in, "{name} {key}");
         let worst = (0..d_out * d_in)
             .map(|i| {
                 let (o, c) = (i / d_in, i % d_in);
@@ -241,8 +247,48 @@ fn phi3_lora_follows_trl_peft_trajectory() {
                 (merged[key][i] - (w[i] + scale * delta)).abs()
             })
             .fold(0.0f32, f32::max);
-        assert!(worst <= 1e-5, "{key}: merged differs by {worst:e}");
+        assert!(worst <= 1e-5, "{name} {key}: merged differs by {worst:e}");
         checked += 1;
     }
-    assert_eq!(checked, 8, "qkv, o, gate_up, down in 2 layers");
+    assert_eq!(
+        checked,
+        layers * modules.len(),
+        "{name}: every adapted projection"
+    );
 }
+
+/// Phi-3's fused `qkv_proj` / `gate_up_proj` adapters (one A shared by the split parts, B sliced
+/// by output rows) train as PEFT's single adapter on the fused weight.
+#[test]
+fn phi3_lora_follows_trl_peft_trajectory() {
+    lora_trajectory(
+        "phi3",
+        &["qkv_proj", "o_proj", "gate_up_proj", "down_proj"],
+        2,
+    );
+}
+
+/// Qwen3 (per-head q/k norms after the adapted q/k projections, sliding window on layers 1-2,
+/// untied head) with adapters on its seven projections.
+#[test]
+fn qwen3_lora_follows_trl_peft_trajectory() {
+    lora_trajectory("qwen3", SEVEN, 3);
+}
+
+/// Gemma 2 (attention and final soft-caps, sliding window on even layers, `1 + w` norms, tied
+/// head) with adapters on its seven projections.
+#[test]
+fn gemma2_lora_follows_trl_peft_trajectory() {
+    lora_trajectory("gemma2", SEVEN, 2);
+}
+
+/// The `all-linear` target modules of a family with separate projections, in the model's order.
+const SEVEN: &[&str] = &[
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "o_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+];
