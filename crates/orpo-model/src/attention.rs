@@ -132,12 +132,10 @@ impl Attention {
             cache.keys = Some(k.clone());
             cache.values = Some(v.clone());
         }
-        // Flex's attention takes grouped keys and values as they are (its backward sums their
-        // gradients over each group): no repeated copies to make, keep and reduce. Other
-        // backends get them repeated for each query head, and so does a soft-capped attention
-        // (Gemma 2): the patched autodiff recomputes only uncapped weights and otherwise
-        // differentiates burn's decomposed attention, whose products need equal head counts.
-        let (k, v) = match crate::fused::runs_fused(&q) && self.softcap.is_none() {
+        // Flex's attention takes grouped keys and values as they are, soft-capped (Gemma 2) or
+        // not (its fused backward sums their gradients over each group): no repeated copies to
+        // make, keep and reduce. Other backends get them repeated for each query head.
+        let (k, v) = match crate::fused::runs_fused(&q) {
             true => (k, v),
             false => (self.repeat_kv(k), self.repeat_kv(v)),
         };

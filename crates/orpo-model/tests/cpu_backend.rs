@@ -346,6 +346,121 @@ fn attention_gradients_match_the_decomposed_attention() {
     }
 }
 
+/// With a logit soft-cap (Gemma 2: `cap · tanh(s / cap)` on the scaled scores, before the mask
+/// and the bias) the tracked attention op recomputes the capped weights itself and multiplies
+/// the score gradient by `1 − tanh²`: its value and gradients must equal those of the explicit
+/// `softmax(cap · tanh(q kᵀ · scale / cap) + bias) v`, for a mild cap (50: the slope
+/// `1 − tanh²` stays in 0.978-1) and one that saturates (2: at scale 1 the scores reach ±7.5,
+/// the slope falls to 0.002), with 4 query heads on 2 key/value heads (the reference repeats
+/// k and v, the op takes them grouped), the causal flag and/or the causal bias, a padding bias;
+/// in f32 (flex's fused backward, 150 positions: three causal row blocks) and in f64 (the
+/// tensor-op backward).
+#[test]
+fn soft_capped_attention_gradients_match_the_decomposed_attention() {
+    use burn::tensor::DType;
+    use burn::tensor::module::attention;
+    use burn::tensor::ops::AttentionModuleOptions;
+
+    let device = Device::default().autodiff();
+    let [b, h, kv, t, d] = [2, 4, 2, 150, 8];
+    let heads = [h, kv, kv]; // of q, k and v
+    let qkv: Vec<Vec<f32>> = (0..3)
+        .map(|s| {
+            values(b * heads[s] * t * d, 40 + s as u32)
+                .iter()
+                .map(|x| x / 7.0)
+                .collect()
+        })
+        .collect();
+    // Padding of the second sequence's last 5 positions, and the causal mask on top.
+    let bias_of = |causal: bool| {
+        let mut bias = vec![0f32; b * t * t];
+        for row in 0..b {
+            for i in 0..t {
+                for j in 0..t {
+                    if (causal && j > i) || (row == 1 && j >= t - 5) {
+                        bias[(row * t + i) * t + j] = -1.0e9;
+                    }
+                }
+            }
+        }
+        bias
+    };
+    let out_weights: Vec<f32> = values(b * h * t * d, 50).iter().map(|w| w / 10.0).collect();
+    for dtype in [DType::F32, DType::F64] {
+        for (cap, scale) in [(50.0, 1.0), (2.0, 1.0), (2.0, 0.6)] {
+            // fused: Some((is_causal, the bias masks the future too)); None: the reference.
+            let run = |fused: Option<(bool, bool)>| {
+                let leaf = |k: usize| {
+                    let x = Tensor::<4>::from_data(
+                        TensorData::new(qkv[k].clone(), [b, heads[k], t, d]),
+                        &device,
+                    );
+                    x.cast(dtype).require_grad()
+                };
+                let repeated = |x: Tensor<4>| {
+                    x.unsqueeze_dim::<5>(2)
+                        .expand([b, kv, h / kv, t, d])
+                        .reshape([b, h, t, d])
+                };
+                let (q, k, v) = (leaf(0), leaf(1), leaf(2));
+                let bias = |causal: bool| {
+                    Tensor::<4>::from_data(TensorData::new(bias_of(causal), [b, 1, t, t]), &device)
+                        .cast(dtype)
+                };
+                let out = match fused {
+                    Some((is_causal, causal_bias)) => {
+                        let options = AttentionModuleOptions {
+                            scale: Some(scale),
+                            softcap: Some(cap),
+                            is_causal,
+                        };
+                        let bias = Some(bias(causal_bias));
+                        attention(q.clone(), k.clone(), v.clone(), None, bias, options)
+                    }
+                    None => {
+                        let (k, v) = (repeated(k.clone()), repeated(v.clone()));
+                        let scores = q.clone().matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+                        let capped = scores.div_scalar(cap).tanh().mul_scalar(cap);
+                        burn::tensor::activation::softmax(capped + bias(true), 3).matmul(v)
+                    }
+                };
+                let w = Tensor::<4>::from_data(
+                    TensorData::new(out_weights.clone(), [b, h, t, d]),
+                    &device,
+                )
+                .cast(dtype);
+                let grads = (out.clone() * w).sum().backward();
+                let read =
+                    |x: Tensor<4>| x.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
+                [
+                    read(out.inner()),
+                    read(q.grad(&grads).unwrap()),
+                    read(k.grad(&grads).unwrap()),
+                    read(v.grad(&grads).unwrap()),
+                ]
+            };
+            let plain = run(None);
+            for case in [(true, true), (true, false), (false, true)] {
+                let fused = run(Some(case));
+                for (name, (a, b)) in ["output", "grad q", "grad k", "grad v"]
+                    .iter()
+                    .zip(fused.iter().zip(&plain))
+                {
+                    for (k, (x, y)) in a.iter().zip(b).enumerate() {
+                        assert!(
+                            (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                            "{dtype:?} cap {cap} scale {scale}, (is_causal, causal bias) \
+                             {case:?}, {name} at {k}: {x} vs {y}"
+                        );
+                    }
+                    assert!(a.iter().any(|x| x.abs() > 1e-3), "{name} is not trivial");
+                }
+            }
+        }
+    }
+}
+
 /// Scalar ops run on several threads for large contiguous tensors (in place when the tensor is
 /// unique, into a new buffer when it is shared): the same values as one scalar loop.
 #[test]

@@ -2030,8 +2030,8 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
     ) -> FloatTensor<Autodiff<B, C>> {
         // orpo-rs patch: attention as one tracked op whose backward recomputes the attention
         // weights, for the common case (an optional additive bias that needs no gradient, no
-        // bool mask, no softcap, a causal flag only when every query sees a key, T ≤ S);
-        // everything else keeps upstream's decomposition.
+        // bool mask, a causal flag only when every query sees a key, T ≤ S; with or without a
+        // logit soft-cap); everything else keeps upstream's decomposition.
         //
         // The decomposition kept the `[B, heads, T, S]` weights alive from forward to backward
         // (for the `weights · V` matmul), plus the scores on some paths: at T = S = 512 with 9
@@ -2040,13 +2040,19 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
         // `attention` forward (flex: per-head tiles, no full score tensor), and in backward
         // recomputes `P = softmax(q kᵀ · scale + bias)` to form
         // `∂V = Pᵀ g`, `∂S = P ⊙ (g Vᵀ − Σ_s P ⊙ g Vᵀ)`, `∂q = ∂S k · scale`, `∂k = ∂Sᵀ q · scale`.
+        //
+        // A soft-cap (Gemma 2's `attn_logit_softcapping`) replaces the scaled scores s by
+        // `c = cap · tanh(s / cap)` before the mask and the bias, as the forward kernels and
+        // upstream's decomposition do: backward recomputes `t = tanh(s / cap)`, takes
+        // `P = softmax(cap · t + bias)`, and multiplies `∂S` by `∂c/∂s = 1 − t²`. Taking it here
+        // rather than in the decomposition keeps grouped k/v grouped and the weights transient.
         let bias_tracked = attn_bias
             .as_ref()
             .is_some_and(|bias| !bias.node.requirement.is_none());
         let [.., seq_q, head_dim] = query.primitive.shape().dims::<4>();
         let seq_kv = key.primitive.shape().dims::<4>()[2];
         let causal_unsupported = options.is_causal && seq_q > seq_kv;
-        if mask.is_some() || options.softcap.is_some() || causal_unsupported || bias_tracked {
+        if mask.is_some() || causal_unsupported || bias_tracked {
             return attention_fallback::<Self>(query, key, value, mask, attn_bias, options);
         }
 
@@ -2054,7 +2060,7 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
         struct Attention;
 
         impl<B: Backend> Backward<B, 3> for Attention {
-            /// q, k, v, the bias, the scale and the causal flag.
+            /// q, k, v, the bias, the scale, the causal flag and the soft-cap.
             type State = (
                 NodeId,
                 NodeId,
@@ -2062,6 +2068,7 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
                 Option<B::FloatTensorPrimitive>,
                 f64,
                 bool,
+                Option<f64>,
             );
 
             fn backward(
@@ -2072,14 +2079,21 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
             ) {
                 let [node_q, node_k, node_v] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
-                let (q_state, k_state, v_state, bias, scale, causal) = ops.state;
+                let (q_state, k_state, v_state, bias, scale, causal, softcap) = ops.state;
                 let q = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(q_state);
                 let k = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(k_state);
                 let v = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(v_state);
 
-                if let Some((grad_q, grad_k, grad_v)) =
-                    flex_attention_backward::<B>(&q, &k, &v, bias.as_ref(), &grad, scale, causal)
-                {
+                if let Some((grad_q, grad_k, grad_v)) = flex_attention_backward::<B>(
+                    &q,
+                    &k,
+                    &v,
+                    bias.as_ref(),
+                    &grad,
+                    scale,
+                    causal,
+                    softcap,
+                ) {
                     for (node, grad) in [(node_q, grad_q), (node_k, grad_k), (node_v, grad_v)] {
                         if let Some(node) = node {
                             grads.register::<B>(node.id, grad);
@@ -2124,6 +2138,15 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
                     false => B::float_mul_scalar(x, scale.into()),
                 };
                 let scores = scaled(B::float_matmul(q.clone(), B::float_transpose(k.clone())));
+                // Soft-cap: c = cap · tanh(s / cap) (rounded as upstream's decomposition rounds
+                // it), and t = tanh(s / cap) kept for ∂c/∂s = 1 − t².
+                let (scores, tanh) = match softcap {
+                    Some(cap) => {
+                        let tanh = B::float_tanh(B::float_div_scalar(scores, cap.into()));
+                        (B::float_mul_scalar(tanh.clone(), cap.into()), Some(tanh))
+                    }
+                    None => (scores, None),
+                };
                 let scores = match causal {
                     true => {
                         let mask = causal_mask::<B>(&scores);
@@ -2146,7 +2169,16 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
                 }
                 let grad_weights = B::float_matmul(grad, B::float_transpose(v));
                 let dot = B::float_sum_dim(B::float_mul(grad_weights.clone(), weights.clone()), 3);
-                let grad_scores = scaled(B::float_mul(weights, B::float_sub(grad_weights, dot)));
+                let grad_scores = B::float_mul(weights, B::float_sub(grad_weights, dot));
+                let grad_scores = match tanh {
+                    Some(tanh) => {
+                        let square = B::float_mul(tanh.clone(), tanh);
+                        let slope = B::float_add_scalar(B::float_neg(square), 1.0.into());
+                        B::float_mul(grad_scores, slope)
+                    }
+                    None => grad_scores,
+                };
+                let grad_scores = scaled(grad_scores);
                 if let Some(node) = node_q {
                     grads.register::<B>(node.id, B::float_matmul(grad_scores.clone(), k));
                 }
@@ -2178,7 +2210,15 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
                     bias.clone(),
                     options,
                 );
-                let state = (q_state, k_state, v_state, bias, scale, options.is_causal);
+                let state = (
+                    q_state,
+                    k_state,
+                    v_state,
+                    bias,
+                    scale,
+                    options.is_causal,
+                    options.softcap,
+                );
                 prep.finish(state, output)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::attention(
@@ -2359,8 +2399,9 @@ impl<B: Backend> Backward<B, 1> for MaxPool2D {
 
 /// orpo-rs patch: on the flex CPU backend, the attention op's backward runs
 /// `burn_flex::ops::attention_backward` (one fused task per head, no `[B, heads, T, S]`
-/// temporaries). `None` for any other backend, or a case that kernel does not cover; the caller
-/// then builds the backward from tensor ops.
+/// temporaries, the soft-cap included). `None` for any other backend, or a case that kernel
+/// does not cover; the caller then builds the backward from tensor ops.
+#[allow(clippy::too_many_arguments)]
 fn flex_attention_backward<B: Backend>(
     q: &B::FloatTensorPrimitive,
     k: &B::FloatTensorPrimitive,
@@ -2369,6 +2410,7 @@ fn flex_attention_backward<B: Backend>(
     grad: &B::FloatTensorPrimitive,
     scale: f64,
     causal: bool,
+    softcap: Option<f64>,
 ) -> Option<(
     B::FloatTensorPrimitive,
     B::FloatTensorPrimitive,
@@ -2397,6 +2439,7 @@ fn flex_attention_backward<B: Backend>(
         to_flex(grad)?,
         scale,
         causal,
+        softcap,
     )?;
     Some((from_flex(grad_q), from_flex(grad_k), from_flex(grad_v)))
 }

@@ -1,4 +1,5 @@
-//! orpo-rs patch: the backward pass of `softmax(q kᵀ · scale + bias) v`, fused per head.
+//! orpo-rs patch: the backward pass of `softmax(q kᵀ · scale + bias) v`, optionally with a
+//! logit soft-cap (`softmax(cap · tanh(q kᵀ · scale / cap) + bias) v`, Gemma 2), fused per head.
 //!
 //! The patched burn-autodiff's attention op keeps only q, k and v from its forward and
 //! recomputes the attention weights in backward. Built from tensor ops, that recomputation and
@@ -15,6 +16,10 @@
 //! ∂q = ∂S k          ∂k = ∂Sᵀ q
 //! ```
 //!
+//! With a soft-cap, the row step recomputes `t = tanh(q kᵀ · scale / cap)`, takes the softmax of
+//! `cap · t + bias` and multiplies the row's score gradient by `1 − t²` (the derivative of
+//! `cap · tanh(x / cap)`), keeping `1 − t²` for one row at a time in a third scratch row.
+//!
 //! Under a causal mask the row-wise steps (P, ∂P, ∂q) run over query blocks that stop at their
 //! last visible key and the column-wise ones (∂v, ∂k) over key blocks that start at their first
 //! query, skipping the masked upper triangle as the forward does.
@@ -29,6 +34,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use burn_backend::DType;
 use burn_std::{Bytes, Shape};
+use num_traits::Float;
 
 use crate::ops::attention::{CAUSAL_ROW_BLOCK, broadcast_attn_mask_bias, causal_row_blocks};
 use crate::ops::attention_rows::{score_grad_row_f32, softmax_row_f32};
@@ -76,12 +82,14 @@ fn gemm_f32(
     }
 }
 
-/// Gradients of `sum(g ⊙ attention(q, k, v, bias, scale))` wrt q, k and v.
+/// Gradients of `sum(g ⊙ attention(q, k, v, bias, scale, softcap))` wrt q, k and v.
 ///
 /// Shapes: q `[B, H, T, d]`, k `[B, Hkv, S, d]`, v `[B, Hkv, S, dv]`, g `[B, H, T, dv]` with
 /// `H` a multiple of `Hkv` (grouped-query attention: query head `h` uses key/value head
 /// `h / (H / Hkv)`), bias broadcastable to `[B, H, T, S]` along its two leading dims. `causal`
-/// masks key `j` for query `i` when `j > i + S − T` (burn's `is_causal`). Returns
+/// masks key `j` for query `i` when `j > i + S − T` (burn's `is_causal`). `softcap` caps the
+/// scaled scores at `cap · tanh(s / cap)` before the mask and the bias (as the forward kernels
+/// do); it must be positive. Returns
 /// `(∂q, ∂k, ∂v)` (∂k, ∂v summed over each group's query heads), or `None` when this kernel
 /// does not cover the case (not f32, or inconsistent shapes).
 pub fn attention_backward(
@@ -92,7 +100,11 @@ pub fn attention_backward(
     grad: FlexTensor,
     scale: f64,
     causal: bool,
+    softcap: Option<f64>,
 ) -> Option<(FlexTensor, FlexTensor, FlexTensor)> {
+    if let Some(cap) = softcap {
+        assert!(cap > 0.0, "softcap must be positive, got {cap}");
+    }
     let all_f32 = [&query, &key, &value, &grad]
         .iter()
         .all(|t| t.dtype() == DType::F32)
@@ -147,15 +159,16 @@ pub fn attention_backward(
     let mut grad_k = vec![0f32; batch * kv_heads * k_len];
     let mut grad_v = vec![0f32; batch * kv_heads * v_len];
     let scale = scale as f32;
+    let softcap = softcap.map(|cap| cap as f32);
     let (t, s_len, d, dv) = (seq_q, seq_kv, head_dim, val_dim);
     let offset = causal.then_some(seq_kv as isize - seq_q as isize);
 
     // One task per key/value head: its query heads one after the other (their ∂q rows are
     // contiguous), ∂k and ∂v accumulated over them.
     let run_group =
-        |scratch: &mut (Vec<f32>, Vec<f32>),
+        |scratch: &mut (Vec<f32>, Vec<f32>, Vec<f32>),
          (unit, ((dq_group, dk), dvv)): (usize, ((&mut [f32], &mut [f32]), &mut [f32]))| {
-            let (p, dp) = scratch;
+            let (p, dp, cap_grad) = scratch;
             let k = &k_all[unit * k_len..][..k_len];
             let v = &v_all[unit * v_len..][..v_len];
             let (si, di, dvi) = (s_len as isize, d as isize, dv as isize);
@@ -205,9 +218,28 @@ pub fn attention_backward(
                         });
                         // P over the whole row (zero past `seen`), then ∂S over the seen keys.
                         let bias_row = bias.map(|b| &b[qi * s_len..(qi + 1) * s_len]);
-                        softmax_row_f32(p_row, bias_row, scale, seen);
-                        dp_row[seen..].fill(0.0);
-                        score_grad_row_f32(&p_row[..seen], &mut dp_row[..seen], scale);
+                        match softcap {
+                            None => {
+                                softmax_row_f32(p_row, bias_row, scale, seen);
+                                dp_row[seen..].fill(0.0);
+                                score_grad_row_f32(&p_row[..seen], &mut dp_row[..seen], scale);
+                            }
+                            Some(cap) => {
+                                // c = cap · t with t = tanh(s · scale / cap), as the forward
+                                // rounds it; 1 − t² is ∂c/∂(s · scale).
+                                for (x, dc) in p_row[..seen].iter_mut().zip(cap_grad.iter_mut()) {
+                                    let t = Float::tanh(*x * scale / cap);
+                                    *dc = 1.0 - t * t;
+                                    *x = cap * t;
+                                }
+                                softmax_row_f32(p_row, bias_row, 1.0, seen);
+                                dp_row[seen..].fill(0.0);
+                                score_grad_row_f32(&p_row[..seen], &mut dp_row[..seen], scale);
+                                for (x, &dc) in dp_row[..seen].iter_mut().zip(cap_grad.iter()) {
+                                    *x *= dc;
+                                }
+                            }
+                        }
                     }
                     if cols > 0 {
                         gemm_f32(
@@ -245,7 +277,8 @@ pub fn attention_backward(
             }
         };
 
-    let new_scratch = || (vec![0f32; tile], vec![0f32; tile]);
+    let cap_row = if softcap.is_some() { seq_kv } else { 0 };
+    let new_scratch = || (vec![0f32; tile], vec![0f32; tile], vec![0f32; cap_row]);
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
