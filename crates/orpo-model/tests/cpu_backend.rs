@@ -220,42 +220,45 @@ fn softmax_gradient_matches_the_decomposed_softmax() {
     );
 }
 
-/// The patched burn-autodiff tracks attention (additive untracked bias, no bool mask) as one op
-/// whose backward recomputes the weights: its value and the gradients of q, k and v must equal
-/// those of the explicit `softmax(q kᵀ · scale + bias) v`, for a scale of 1 (the model scales q
-/// itself) and another one; with `is_causal` (flex then skips the masked key blocks, 64 query
-/// rows at a time: 150 positions make three blocks, the last one partial) on top of the causal
-/// bias, or with a padding-only bias; with as many key/value heads as query heads and with one
-/// shared by three (grouped-query attention: the reference repeats k and v, the op takes them as
-/// they are); in f32 (flex's fused backward) and in f64 (the tensor-op backward that other
-/// backends run).
-#[test]
-fn attention_gradients_match_the_decomposed_attention() {
-    use burn::tensor::DType;
-    use burn::tensor::module::attention;
-    use burn::tensor::ops::AttentionModuleOptions;
+/// One attention check: `b` sequences of `t` positions, `h` query heads on `kv` key/value heads
+/// of width `d`, inputs drawn from `values` with `seed` (q, k, v: seed, seed + 1, seed + 2, divided
+/// by `spread`; the output's weights: seed + 10, divided by 10), in `dtype`.
+struct AttentionCheck {
+    shape: [usize; 5],
+    dtype: burn::tensor::DType,
+    seed: u32,
+    spread: f32,
+}
 
-    let device = Device::default().autodiff();
-    let cases = [
-        (24, DType::F32, 3),
-        (150, DType::F32, 3),
-        (150, DType::F64, 3),
-        (150, DType::F32, 1),
-        (150, DType::F64, 1),
-    ];
-    for (t, dtype, kv) in cases {
-        let [b, h, d] = [2, 3, 8];
+impl AttentionCheck {
+    /// Runs the tracked `attention` op for each `(is_causal, the bias masks the future too)` of
+    /// `fused_cases` and the explicit `softmax(cap(q kᵀ · scale) + bias) v` (k and v repeated for
+    /// each query head; `cap` = `x ↦ softcap · tanh(x / softcap)` when a soft-cap is given,
+    /// identity otherwise), and asserts that the outputs and the q, k, v gradients agree within
+    /// 1e-5 and are not trivial. The bias pads the second sequence's last 5 positions, with the
+    /// causal mask on top where the case asks (as the model's mask bias).
+    fn assert_matches_reference(
+        &self,
+        scale: f64,
+        softcap: Option<f64>,
+        fused_cases: &[(bool, bool)],
+    ) {
+        use burn::tensor::DType;
+        use burn::tensor::module::attention;
+        use burn::tensor::ops::AttentionModuleOptions;
+
+        let device = Device::default().autodiff();
+        let [b, h, kv, t, d] = self.shape;
+        let dtype = self.dtype;
         let heads = [h, kv, kv]; // of q, k and v
         let qkv: Vec<Vec<f32>> = (0..3)
             .map(|s| {
-                values(b * heads[s] * t * d, 20 + s as u32)
+                values(b * heads[s] * t * d, self.seed + s as u32)
                     .iter()
-                    .map(|x| x / 10.0)
+                    .map(|x| x / self.spread)
                     .collect()
             })
             .collect();
-        // Padding of the second sequence's last 5 positions, and the causal mask on top (as the
-        // model's mask bias).
         let bias_of = |causal: bool| {
             let mut bias = vec![0f32; b * t * t];
             for row in 0..b {
@@ -269,79 +272,114 @@ fn attention_gradients_match_the_decomposed_attention() {
             }
             bias
         };
-        let out_weights: Vec<f32> = values(b * h * t * d, 30).iter().map(|w| w / 10.0).collect();
-        // (is_causal, the bias masks the future too)
-        let fused_cases = [(false, true), (true, true), (true, false)];
-        for scale in [1.0, 0.35] {
-            let run = |fused: Option<(bool, bool)>| {
-                let leaf = |k: usize| {
-                    let x = Tensor::<4>::from_data(
-                        TensorData::new(qkv[k].clone(), [b, heads[k], t, d]),
-                        &device,
-                    );
-                    x.cast(dtype).require_grad()
-                };
-                // Each key/value head repeated for its query heads, as the model did.
-                let repeated = |x: Tensor<4>| {
-                    x.unsqueeze_dim::<5>(2)
-                        .expand([b, kv, h / kv, t, d])
-                        .reshape([b, h, t, d])
-                };
-                let (q, k, v) = (leaf(0), leaf(1), leaf(2));
-                let bias = |causal: bool| {
-                    Tensor::<4>::from_data(TensorData::new(bias_of(causal), [b, 1, t, t]), &device)
-                        .cast(dtype)
-                };
-                let out = match fused {
-                    Some((is_causal, causal_bias)) => {
-                        let options = AttentionModuleOptions {
-                            scale: Some(scale),
-                            softcap: None,
-                            is_causal,
-                        };
-                        let bias = Some(bias(causal_bias));
-                        attention(q.clone(), k.clone(), v.clone(), None, bias, options)
-                    }
-                    None => {
-                        let (k, v) = (repeated(k.clone()), repeated(v.clone()));
-                        let scores =
-                            q.clone().matmul(k.swap_dims(2, 3)).mul_scalar(scale) + bias(true);
-                        burn::tensor::activation::softmax(scores, 3).matmul(v)
-                    }
-                };
-                let w = Tensor::<4>::from_data(
-                    TensorData::new(out_weights.clone(), [b, h, t, d]),
+        let out_weights: Vec<f32> = values(b * h * t * d, self.seed + 10)
+            .iter()
+            .map(|w| w / 10.0)
+            .collect();
+        let run = |fused: Option<(bool, bool)>| {
+            let leaf = |k: usize| {
+                let x = Tensor::<4>::from_data(
+                    TensorData::new(qkv[k].clone(), [b, heads[k], t, d]),
                     &device,
-                )
-                .cast(dtype);
-                let grads = (out.clone() * w).sum().backward();
-                let read =
-                    |x: Tensor<4>| x.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
-                [
-                    read(out.inner()),
-                    read(q.grad(&grads).unwrap()),
-                    read(k.grad(&grads).unwrap()),
-                    read(v.grad(&grads).unwrap()),
-                ]
+                );
+                x.cast(dtype).require_grad()
             };
-            let plain = run(None);
-            for case in fused_cases {
-                let fused = run(Some(case));
-                for (name, (a, b)) in ["output", "grad q", "grad k", "grad v"]
-                    .iter()
-                    .zip(fused.iter().zip(&plain))
-                {
-                    for (k, (x, y)) in a.iter().zip(b).enumerate() {
-                        assert!(
-                            (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
-                            "T {t} {dtype:?} kv heads {kv}, scale {scale}, \
-                             (is_causal, causal bias) {case:?}, \
-                             {name} at {k}: {x} vs {y}"
-                        );
-                    }
-                    assert!(a.iter().any(|x| x.abs() > 1e-3), "{name} is not trivial");
+            // Each key/value head repeated for its query heads, as the model did.
+            let repeated = |x: Tensor<4>| {
+                x.unsqueeze_dim::<5>(2)
+                    .expand([b, kv, h / kv, t, d])
+                    .reshape([b, h, t, d])
+            };
+            let (q, k, v) = (leaf(0), leaf(1), leaf(2));
+            let bias = |causal: bool| {
+                Tensor::<4>::from_data(TensorData::new(bias_of(causal), [b, 1, t, t]), &device)
+                    .cast(dtype)
+            };
+            let out = match fused {
+                Some((is_causal, causal_bias)) => {
+                    let options = AttentionModuleOptions {
+                        scale: Some(scale),
+                        softcap,
+                        is_causal,
+                    };
+                    let bias = Some(bias(causal_bias));
+                    attention(q.clone(), k.clone(), v.clone(), None, bias, options)
                 }
+                None => {
+                    let (k, v) = (repeated(k.clone()), repeated(v.clone()));
+                    let scores = q.clone().matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+                    let scores = match softcap {
+                        Some(cap) => scores.div_scalar(cap).tanh().mul_scalar(cap),
+                        None => scores,
+                    };
+                    burn::tensor::activation::softmax(scores + bias(true), 3).matmul(v)
+                }
+            };
+            let w =
+                Tensor::<4>::from_data(TensorData::new(out_weights.clone(), [b, h, t, d]), &device)
+                    .cast(dtype);
+            let grads = (out.clone() * w).sum().backward();
+            let read = |x: Tensor<4>| x.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
+            [
+                read(out.inner()),
+                read(q.grad(&grads).unwrap()),
+                read(k.grad(&grads).unwrap()),
+                read(v.grad(&grads).unwrap()),
+            ]
+        };
+        let plain = run(None);
+        for &case in fused_cases {
+            let fused = run(Some(case));
+            for (name, (a, b)) in ["output", "grad q", "grad k", "grad v"]
+                .iter()
+                .zip(fused.iter().zip(&plain))
+            {
+                for (k, (x, y)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
+                        "T {t} {dtype:?} kv heads {kv}, scale {scale}, soft-cap {softcap:?}, \
+                         (is_causal, causal bias) {case:?}, {name} at {k}: {x} vs {y}"
+                    );
+                }
+                assert!(a.iter().any(|x| x.abs() > 1e-3), "{name} is not trivial");
             }
+        }
+    }
+}
+
+/// The patched burn-autodiff tracks attention (additive untracked bias, no bool mask) as one op
+/// whose backward recomputes the weights: its value and the gradients of q, k and v must equal
+/// those of the explicit `softmax(q kᵀ · scale + bias) v`, for a scale of 1 (the model scales q
+/// itself) and another one; with `is_causal` (flex then skips the masked key blocks, 64 query
+/// rows at a time: 150 positions make three blocks, the last one partial) on top of the causal
+/// bias, or with a padding-only bias; with as many key/value heads as query heads and with one
+/// shared by three (grouped-query attention: the reference repeats k and v, the op takes them as
+/// they are); in f32 (flex's fused backward) and in f64 (the tensor-op backward that other
+/// backends run).
+#[test]
+fn attention_gradients_match_the_decomposed_attention() {
+    use burn::tensor::DType;
+
+    let cases = [
+        (24, DType::F32, 3),
+        (150, DType::F32, 3),
+        (150, DType::F64, 3),
+        (150, DType::F32, 1),
+        (150, DType::F64, 1),
+    ];
+    for (t, dtype, kv) in cases {
+        let check = AttentionCheck {
+            shape: [2, 3, kv, t, 8],
+            dtype,
+            seed: 20,
+            spread: 10.0,
+        };
+        for scale in [1.0, 0.35] {
+            check.assert_matches_reference(
+                scale,
+                None,
+                &[(false, true), (true, true), (true, false)],
+            );
         }
     }
 }
@@ -358,105 +396,20 @@ fn attention_gradients_match_the_decomposed_attention() {
 #[test]
 fn soft_capped_attention_gradients_match_the_decomposed_attention() {
     use burn::tensor::DType;
-    use burn::tensor::module::attention;
-    use burn::tensor::ops::AttentionModuleOptions;
 
-    let device = Device::default().autodiff();
-    let [b, h, kv, t, d] = [2, 4, 2, 150, 8];
-    let heads = [h, kv, kv]; // of q, k and v
-    let qkv: Vec<Vec<f32>> = (0..3)
-        .map(|s| {
-            values(b * heads[s] * t * d, 40 + s as u32)
-                .iter()
-                .map(|x| x / 7.0)
-                .collect()
-        })
-        .collect();
-    // Padding of the second sequence's last 5 positions, and the causal mask on top.
-    let bias_of = |causal: bool| {
-        let mut bias = vec![0f32; b * t * t];
-        for row in 0..b {
-            for i in 0..t {
-                for j in 0..t {
-                    if (causal && j > i) || (row == 1 && j >= t - 5) {
-                        bias[(row * t + i) * t + j] = -1.0e9;
-                    }
-                }
-            }
-        }
-        bias
-    };
-    let out_weights: Vec<f32> = values(b * h * t * d, 50).iter().map(|w| w / 10.0).collect();
     for dtype in [DType::F32, DType::F64] {
+        let check = AttentionCheck {
+            shape: [2, 4, 2, 150, 8],
+            dtype,
+            seed: 40,
+            spread: 7.0,
+        };
         for (cap, scale) in [(50.0, 1.0), (2.0, 1.0), (2.0, 0.6)] {
-            // fused: Some((is_causal, the bias masks the future too)); None: the reference.
-            let run = |fused: Option<(bool, bool)>| {
-                let leaf = |k: usize| {
-                    let x = Tensor::<4>::from_data(
-                        TensorData::new(qkv[k].clone(), [b, heads[k], t, d]),
-                        &device,
-                    );
-                    x.cast(dtype).require_grad()
-                };
-                let repeated = |x: Tensor<4>| {
-                    x.unsqueeze_dim::<5>(2)
-                        .expand([b, kv, h / kv, t, d])
-                        .reshape([b, h, t, d])
-                };
-                let (q, k, v) = (leaf(0), leaf(1), leaf(2));
-                let bias = |causal: bool| {
-                    Tensor::<4>::from_data(TensorData::new(bias_of(causal), [b, 1, t, t]), &device)
-                        .cast(dtype)
-                };
-                let out = match fused {
-                    Some((is_causal, causal_bias)) => {
-                        let options = AttentionModuleOptions {
-                            scale: Some(scale),
-                            softcap: Some(cap),
-                            is_causal,
-                        };
-                        let bias = Some(bias(causal_bias));
-                        attention(q.clone(), k.clone(), v.clone(), None, bias, options)
-                    }
-                    None => {
-                        let (k, v) = (repeated(k.clone()), repeated(v.clone()));
-                        let scores = q.clone().matmul(k.swap_dims(2, 3)).mul_scalar(scale);
-                        let capped = scores.div_scalar(cap).tanh().mul_scalar(cap);
-                        burn::tensor::activation::softmax(capped + bias(true), 3).matmul(v)
-                    }
-                };
-                let w = Tensor::<4>::from_data(
-                    TensorData::new(out_weights.clone(), [b, h, t, d]),
-                    &device,
-                )
-                .cast(dtype);
-                let grads = (out.clone() * w).sum().backward();
-                let read =
-                    |x: Tensor<4>| x.cast(DType::F32).into_data().try_to_vec::<f32>().unwrap();
-                [
-                    read(out.inner()),
-                    read(q.grad(&grads).unwrap()),
-                    read(k.grad(&grads).unwrap()),
-                    read(v.grad(&grads).unwrap()),
-                ]
-            };
-            let plain = run(None);
-            for case in [(true, true), (true, false), (false, true)] {
-                let fused = run(Some(case));
-                for (name, (a, b)) in ["output", "grad q", "grad k", "grad v"]
-                    .iter()
-                    .zip(fused.iter().zip(&plain))
-                {
-                    for (k, (x, y)) in a.iter().zip(b).enumerate() {
-                        assert!(
-                            (x - y).abs() <= 1e-5 * (1.0 + y.abs()),
-                            "{dtype:?} cap {cap} scale {scale}, (is_causal, causal bias) \
-                             {case:?}, {name} at {k}: {x} vs {y}"
-                        );
-                    }
-                    assert!(a.iter().any(|x| x.abs() > 1e-3), "{name} is not trivial");
-                }
-            }
+            check.assert_matches_reference(
+                scale,
+                Some(cap),
+                &[(true, true), (true, false), (false, true)],
+            );
         }
     }
 }
