@@ -13,6 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use burn::tensor::{Device, Int, Tensor};
 use orpo_data::{DataConfig, PreferenceDataset, PreferenceTokenizer};
 use orpo_model::lora::{ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use orpo_model::tensor_file::HostTensor;
 use orpo_model::{DecoderForCausalLM, LoraConfig};
 use orpo_train::{LoraExport, LoraTargetModules, OrpoConfig, OrpoTrainer, read_metrics};
 
@@ -102,6 +103,17 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
+/// PEFT starts every `lora_B` at zero: after training, each one has moved.
+fn assert_every_lora_b_moved(adapters: &[HostTensor]) {
+    assert!(
+        adapters
+            .iter()
+            .filter(|t| t.name.contains("lora_B"))
+            .all(|t| t.values.iter().any(|v| *v != 0.0)),
+        "every B moved away from its zero initialisation"
+    );
+}
+
 /// Trains [`trainer`]'s run into a fresh directory, stops it after `checkpoint-2` (its later
 /// checkpoint and final exports removed) and resumes it: the final adapter, the merged model
 /// and every logged metric are those of the uninterrupted run in `done`, bit for bit. The
@@ -160,13 +172,7 @@ fn lora_run_trains_adapters_only_resumes_and_exports() {
     }
     let adapters = trained.adapter_tensors().unwrap();
     assert_eq!(adapters.len(), trained.layers.len() * 7 * 2); // layers × 7 × (A, B)
-    assert!(
-        adapters
-            .iter()
-            .filter(|t| t.name.contains("lora_B"))
-            .all(|t| t.values.iter().any(|v| *v != 0.0)),
-        "every B moved away from its zero initialisation"
-    );
+    assert_every_lora_b_moved(&adapters);
 
     // Checkpoints hold the adapter and the optimizer state of the adapters only.
     let ckpt = a.path().join("checkpoint-2");
@@ -249,13 +255,7 @@ fn phi3_fused_lora_run_resumes_exactly() {
         }
     }
     assert_eq!(names, want);
-    assert!(
-        adapters
-            .iter()
-            .filter(|t| t.name.contains("lora_B"))
-            .all(|t| t.values.iter().any(|v| *v != 0.0)),
-        "every B moved away from its zero initialisation"
-    );
+    assert_every_lora_b_moved(&adapters);
 
     let ckpt = a.path().join("checkpoint-2");
     assert_eq!(tensor_names(&ckpt.join(ADAPTER_WEIGHTS)).len(), want.len());
